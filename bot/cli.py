@@ -1,0 +1,292 @@
+"""`mailcheck` command line.
+
+argparse (stdlib) rather than typer/click: SPEC wants the global options
+accepted both before and after the subcommand and a one-line error with exit 2
+on bad usage; argparse does both with a shared parent parser and no import
+cost. Heavy modules (dnspython, handlers, rich) are imported inside the command
+functions so `mailcheck --help` and a bounce analysis start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from handlers.dns import Resolver
+    from handlers.model import Report
+
+EXIT_OK, EXIT_CRITICAL, EXIT_USAGE, EXIT_NO_DNS = 0, 1, 2, 3
+MAX_INPUT_BYTES = 5 * 1024 * 1024
+
+
+class UsageError(Exception):
+    """Bad input: one line on stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One clear line, no usage dump (SPEC: clear one-line error, exit 2).
+        self.exit(EXIT_USAGE, f"mailcheck: error: {message} (see: mailcheck --help)\n")
+
+
+def _global_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+    d = argparse.SUPPRESS if sub else None
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if sub else False,
+                        help="print the report as JSON (SPEC shape)")
+    parser.add_argument("--lang", choices=("en", "ja"), default=d,
+                        help="language of report texts (default: $MAILCHECK_LANG or en)")
+    parser.add_argument("--nameserver", action="append", metavar="HOST[:PORT]",
+                        dest="nameserver_sub" if sub else "nameserver", default=None,
+                        help="DNS resolver to ask (repeatable; default: $MAILCHECK_NAMESERVERS or the system's)")
+    parser.add_argument("--timeout", type=float, default=d, metavar="SECONDS",
+                        help="per-query DNS timeout (default 3)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mailcheck",
+        description="Email deliverability checks: domain audits, IP reputation, SPF evaluation, bounce analysis.",
+        epilog="Exit codes: 0 nothing critical, 1 something critical, 2 bad input, 3 no DNS answer at all.",
+    )
+    _global_options(parser, sub=False)
+    common = _Parser(add_help=False)
+    _global_options(common, sub=True)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = subs.add_parser("domain", parents=[common], help="full audit of a domain's mail setup")
+    p.add_argument("domain")
+    p.add_argument("--selector", action="append", default=[], help="DKIM selector to check (repeatable)")
+    p.add_argument("--ip", action="append", default=[], help="a sending IP to check (repeatable)")
+    p.add_argument("--no-blocklists", action="store_true", help="skip blocklist queries")
+
+    p = subs.add_parser("ip", parents=[common], help="PTR, FCrDNS and blocklists of IP addresses")
+    p.add_argument("ips", nargs="*", metavar="IP")
+    p.add_argument("--file", help="read IPs from a file (one per line, # comments)")
+
+    p = subs.add_parser("spf", parents=[common], help="RFC 7208 check_host for DOMAIN and IP, with trace")
+    p.add_argument("domain")
+    p.add_argument("ip")
+    p.add_argument("--helo")
+    p.add_argument("--sender")
+
+    p = subs.add_parser("bounce", parents=[common], help="explain a bounce, SMTP reply or MTA log lines")
+    p.add_argument("file", nargs="?", default="-")
+    p.add_argument("--follow", action="store_true", help="live checks of the IP and domain the bounce names")
+
+    p = subs.add_parser("message", parents=[common],
+                        help="why did a delivered message land in spam? (paste its full source)")
+    p.add_argument("file", nargs="?", default="-")
+    p.add_argument("--offline", action="store_true", help="no live DNS checks (authentication headers only)")
+
+    from bot.cli_store import add_store_commands
+    from bot.serve import add_serve_command
+
+    add_store_commands(subs, common)
+    add_serve_command(subs, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bot import redact
+
+    redact.install()  # before any logging: no secret reaches a log line
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    # Merge options given after the subcommand.
+    args.nameservers = (args.nameserver or []) + (getattr(args, "nameserver_sub", None) or [])
+    args.lang = args.lang or os.environ.get("MAILCHECK_LANG", "en")
+    if args.lang not in ("en", "ja"):
+        args.lang = "en"
+    args.timeout = args.timeout if args.timeout is not None else 3.0
+    if args.timeout <= 0 or args.timeout > 60:
+        return _fail("--timeout must be between 0 and 60 seconds")
+    if getattr(args, "store_command", None):
+        from bot.cli_store import run_store_command
+
+        return run_store_command(args)
+    if args.command == "serve":
+        return int(args.run(args))
+    handler = COMMANDS[args.command]
+    try:
+        report = asyncio.run(handler(args))
+    except UsageError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback for the user; the message says what broke
+        print(f"mailcheck: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
+        return EXIT_NO_DNS
+    return _emit(report, args)
+
+
+def _fail(message: str) -> int:
+    print(f"mailcheck: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _emit(report: Report, args: argparse.Namespace) -> int:
+    from handlers.i18n import localize_report
+
+    localize_report(report, args.lang)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        from bot.render_terminal import render
+
+        render(report, lang=args.lang)
+    stats = report.dns_stats
+    if stats.get("asked", 0) > 0 and stats.get("answered", 0) == 0:
+        if not args.json:
+            print("mailcheck: no DNS question got an answer: check --nameserver / network", file=sys.stderr)
+        return EXIT_NO_DNS
+    if report.kind == "spf":
+        return EXIT_OK
+    return EXIT_CRITICAL if report.has_critical else EXIT_OK
+
+
+# -- helpers -----------------------------------------------------------------
+def make_resolver(args: argparse.Namespace, deadline: float | None = 60.0) -> Resolver:
+    from handlers.dns import Resolver, nameservers_from_env, parse_nameserver
+
+    try:
+        servers = [parse_nameserver(s) for s in args.nameservers] or nameservers_from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return Resolver(nameservers=servers, timeout=args.timeout, deadline=deadline)
+
+
+def _domain(raw: str) -> tuple[str, str]:
+    from handlers.inputs import InputError, normalize_domain
+
+    try:
+        n = normalize_domain(raw)
+    except InputError as exc:
+        raise UsageError(str(exc)) from exc
+    return n.value, n.note
+
+
+def _ip(raw: str) -> str:
+    from handlers.inputs import InputError, normalize_ip
+
+    try:
+        return normalize_ip(raw)
+    except InputError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+async def _with_progress(label: str, coro: Coroutine[Any, Any, Report]) -> Report:
+    """Say on stderr what is running when it takes over a second (TTY only)."""
+    task = asyncio.ensure_future(coro)
+    if not sys.stderr.isatty():
+        return await task
+    t0 = time.monotonic()
+    shown = False
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.25)
+        if not task.done() and time.monotonic() - t0 > 1.0:
+            sys.stderr.write(f"\r{label} … {time.monotonic() - t0:4.1f}s")
+            sys.stderr.flush()
+            shown = True
+    if shown:
+        sys.stderr.write("\r\033[K")
+    return await task
+
+
+def read_input(path: str) -> bytes:
+    try:
+        if path == "-":
+            if sys.stdin.isatty():
+                print("Paste the text, then Ctrl-D:", file=sys.stderr)
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return data
+
+
+# -- commands ----------------------------------------------------------------
+async def cmd_domain(args: argparse.Namespace) -> Report:
+    from handlers.domain_audit import audit_domain
+    from handlers.inputs import InputError, normalize_selector
+
+    domain, note = _domain(args.domain)
+    try:
+        selectors = [normalize_selector(s) for s in args.selector]
+    except InputError as exc:
+        raise UsageError(str(exc)) from exc
+    ips = [_ip(i) for i in args.ip]
+    resolver = make_resolver(args)
+    report = await _with_progress(
+        f"Auditing {domain}",
+        audit_domain(domain, resolver, selectors=selectors, ips=ips, blocklists=not args.no_blocklists),
+    )
+    if note:
+        report.notes.insert(0, note)
+    return report
+
+
+async def cmd_ip(args: argparse.Namespace) -> Report:
+    from handlers.iprep import ip_report
+
+    raw = list(args.ips)
+    if args.file:
+        text = read_input(args.file).decode("utf-8", "replace")
+        raw += [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        raw = [r for r in raw if r]
+    if not raw:
+        raise UsageError("give at least one IP address (or --file)")
+    ips = list(dict.fromkeys(_ip(r) for r in raw))
+    resolver = make_resolver(args, deadline=max(60.0, 2.0 * len(ips)))
+    return await _with_progress(f"Checking {len(ips)} IP(s)", ip_report(resolver, ips))
+
+
+async def cmd_spf(args: argparse.Namespace) -> Report:
+    from handlers.spf.evaluate import spf_check
+
+    domain, _note = _domain(args.domain)
+    ip = _ip(args.ip)
+    resolver = make_resolver(args)
+    t0 = time.monotonic()
+    report = await spf_check(resolver, domain, ip, helo=args.helo, sender=args.sender)
+    report.duration_ms = report.duration_ms or int((time.monotonic() - t0) * 1000)
+    report.dns_stats = resolver.stats.as_dict()
+    return report
+
+
+async def cmd_bounce(args: argparse.Namespace) -> Report:
+    from handlers.bounce_followup import analyse_with_followup
+
+    data = read_input(args.file)
+    resolver = make_resolver(args) if args.follow else None
+    return await analyse_with_followup(data, resolver, lang=args.lang)
+
+
+async def cmd_message(args: argparse.Namespace) -> Report:
+    from bot.cli_message import cmd_message as run
+
+    return await run(args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]]] = {
+    "message": cmd_message,
+    "domain": cmd_domain,
+    "ip": cmd_ip,
+    "spf": cmd_spf,
+    "bounce": cmd_bounce,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

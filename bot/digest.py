@@ -1,0 +1,684 @@
+"""Scheduled digests: claim, audit, diff, render, post — exactly once.
+
+Flow for each claimed `DigestJob` (see `bot.storage.store` for the claim rules):
+1. audit every watched target of the channel (domain -> `audit_domain`,
+   IP -> `ip_report`) on ONE per-run `Resolver` shared by every target and
+   job of the run (one DNS cache), with a bound on targets in flight;
+2. diff each report against the channel's previous snapshot
+   (`handlers.digest_diff`): what changed leads, then one status line per
+   target; a quiet run is a short message;
+3. render Block Kit messages (split under Slack's limits) and store them
+   with the new snapshots in the claim (`save_prepared`);
+4. post part by part (`mark_part_posted` after each), then `mark_posted`,
+   which also keeps the snapshots. A runner that dies anywhere leaves a lease
+   that expires; whoever re-claims resumes at the first unposted part.
+
+Language: every text comes from knowledge/digest_texts.yaml in the channel's
+language (`digest_lang`): the channel's `lang` setting, else the workspace's,
+else `MAILCHECK_LANG`, else English.
+
+`run_scheduler(store, stop_event)` is the loop used by `mailcheck serve` and
+the Procfile `clock` process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from bot.storage import DEFAULT_LEASE_S, DigestJob, Store, Watch, is_transient_error
+from handlers.digest_diff import Change, checked, describe, diff_reports, slim_report, status_line
+from handlers.dns import DEFAULT_MAX_QUERIES, Resolver
+from handlers.model import Report
+from knowledge.digest_texts import digest_text
+
+log = logging.getLogger(__name__)
+
+RECHECK_ACTION_ID = "mailcheck_recheck"
+MAX_BLOCKS = 50  # Slack: blocks per message
+MAX_SECTION_CHARS = 3000  # Slack: section text
+MAX_MESSAGE_CHARS = 11000  # total block text per message (msg_blocks_too_long ~13k in practice)
+MAX_TARGET_CONCURRENCY = 512  # targets in flight; the resolver bounds the queries
+DIGEST_QUERY_CONCURRENCY = 256
+SEVERITY_ICON = {"critical": ":red_circle:", "warning": ":warning:", "info": ":information_source:",
+                 "ok": ":white_check_mark:", "unknown": ":grey_question:"}
+
+PostFn = Callable[[str, str, dict[str, Any]], Awaitable[str | None]]  # (team, channel, message) -> ts
+# (team, channel, run_id, part, since) -> ts of that part if Slack already has it (see `post_job`)
+FindFn = Callable[[str, str, int, int, datetime], Awaitable[str | None]]
+METADATA_EVENT = "mailcheck_digest_part"
+STORE_RETRY_MAX_DELAY = 5.0  # seconds between retries of a store call while the database is away
+T = TypeVar("T")
+
+
+class DigestPostError(Exception):
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+@dataclass(frozen=True)
+class AuditError:
+    """Why a target could not be checked: a digest_texts.yaml key (error_*) and its parameters."""
+
+    key: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def text(self, lang: str = "en") -> str:
+        return digest_text(f"error_{self.key}", lang, **dict(self.params))
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
+@dataclass
+class TargetResult:
+    watch: Watch
+    report: Report | None
+    ok: bool  # something was determined (else: could not check)
+    changes: list[Change] = field(default_factory=list)
+    baseline: bool = False  # no previous snapshot: first digest for this target
+    previous_at: datetime | None = None
+    error: AuditError | None = None
+
+
+@dataclass
+class RunStats:
+    jobs: int = 0
+    posted: int = 0
+    lost: int = 0
+    failed: int = 0
+    targets: int = 0
+    messages: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# -- auditing ----------------------------------------------------------------------------
+async def audit_target(watch: Watch, resolver: Resolver) -> Report:
+    """Run the check a watch stands for on the shared resolver."""
+    if watch.kind == "ip":
+        from handlers.iprep import ip_report
+
+        return await ip_report(resolver, [watch.target])
+    from handlers.domain_audit import audit_domain
+
+    return await audit_domain(watch.target, resolver, selectors=list(watch.selectors) or None)
+
+
+Audit = tuple[Report | None, AuditError | None]
+
+
+async def audit_targets(
+    watches: Sequence[Watch], resolver: Resolver, *, concurrency: int = MAX_TARGET_CONCURRENCY,
+    timeout: float = 120.0,
+) -> dict[int, Audit]:
+    """{watch.id: (report, error)} — bounded concurrency, one resolver, no exception escapes."""
+    sem = asyncio.Semaphore(max(1, concurrency))
+    # The same target watched in several channels is audited once per run.
+    by_target: dict[tuple[str, str, tuple[str, ...]], asyncio.Task[Audit]] = {}
+
+    async def one(w: Watch) -> Audit:
+        async with sem:
+            try:
+                return await asyncio.wait_for(audit_target(w, resolver), timeout), None
+            except TimeoutError:
+                return None, AuditError("timeout", (("seconds", f"{timeout:.0f}"),))
+            except Exception as exc:  # a handler bug must not sink the whole digest
+                log.exception("digest audit of %s failed", w.target)
+                return None, AuditError("failed", (("name", type(exc).__name__),))
+
+    # A DNS query budget for the run: the shared resolver has no deadline (so no
+    # automatic budget), and a broken zone must not make one digest ask without end.
+    # The budget is per audited target, pooled because the run shares its cache.
+    n_targets = len({(w.kind, w.target, tuple(sorted(w.selectors))) for w in watches})
+    budget = resolver.stats.lookups + DEFAULT_MAX_QUERIES * max(1, n_targets)
+    if resolver.max_queries is None or resolver.max_queries < budget:
+        resolver.max_queries = budget
+    out: dict[int, Audit] = {}
+    tasks: dict[int, asyncio.Task[Audit]] = {}
+    for w in watches:
+        key = (w.kind, w.target, tuple(sorted(w.selectors)))
+        if key not in by_target:
+            by_target[key] = asyncio.ensure_future(one(w))
+        tasks[w.id] = by_target[key]
+    if tasks:
+        await asyncio.gather(*set(tasks.values()))
+    for wid, task in tasks.items():
+        out[wid] = task.result()
+    return out
+
+
+async def compute_results(
+    store: Store, job: DigestJob, audits: dict[int, Audit], *, retry_s: float = 0.0
+) -> list[TargetResult]:
+    snaps = await store_retry("get_snapshots", partial(store.get_snapshots, job.team_id, job.channel_id, job.targets),
+                              within=retry_s)
+    results: list[TargetResult] = []
+    for w in job.watches:
+        report, error = audits.get(w.id, (None, AuditError("not_checked")))
+        prev = snaps.get(w.target)
+        ok = report is not None and checked(report)
+        res = TargetResult(w, report, ok, error=error or (None if ok else AuditError("no_answers")))
+        if prev is not None:
+            res.previous_at = prev[0]
+        if ok and report is not None:
+            if prev is None:
+                res.baseline = True
+            else:
+                res.changes = diff_reports(prev[1], report)
+        results.append(res)
+    return results
+
+
+# -- language ------------------------------------------------------------------------------
+LANGS = ("en", "ja")
+
+
+def default_lang() -> str:
+    lang = (os.environ.get("MAILCHECK_LANG") or "en").strip().lower()
+    return lang if lang in LANGS else "en"
+
+
+async def digest_lang(store: Store, team_id: str, channel_id: str, *, retry_s: float = 0.0) -> str:
+    """The channel's `lang` setting, else the workspace's (`/mailcheck lang ja workspace`),
+    else MAILCHECK_LANG, else en. A store error (after `retry_s` of retrying an unreachable
+    database) falls through to the next source."""
+    for scope in (f"channel:{channel_id}", "team"):
+        try:
+            value = await store_retry("get_setting", partial(store.get_setting, team_id, scope, "lang"),
+                                      within=retry_s)
+        except Exception as exc:  # a digest in the default language beats no digest
+            log.warning("digest language setting %s of %s unavailable: %s", scope, team_id, type(exc).__name__)
+            continue
+        if value in LANGS:
+            return str(value)
+    return default_lang()
+
+
+# -- rendering -----------------------------------------------------------------------------
+def _esc(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _when(dt: datetime | None, tz: str, lang: str = "en") -> str:
+    if dt is None:
+        return digest_text("since_last_digest", lang)
+    from zoneinfo import ZoneInfo
+
+    try:
+        local = dt.astimezone(ZoneInfo(tz))
+    except Exception:
+        local = dt.astimezone(UTC)
+    return local.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _cap(text: str, limit: int = MAX_SECTION_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 2] + "…"
+
+
+def _section(text: str, target: str | None = None, lang: str = "en") -> dict[str, Any]:
+    from slack_sdk.models.blocks import ButtonElement, MarkdownTextObject, SectionBlock
+
+    accessory = (
+        ButtonElement(text=digest_text("button_recheck", lang), action_id=RECHECK_ACTION_ID, value=target[:2000])
+        if target else None
+    )
+    block = SectionBlock(text=MarkdownTextObject(text=_cap(text)), accessory=accessory)
+    return dict(block.to_dict())
+
+
+def _header(text: str) -> dict[str, Any]:
+    from slack_sdk.models.blocks import HeaderBlock
+
+    return dict(HeaderBlock(text=text[:150]).to_dict())
+
+
+def _context(text: str) -> dict[str, Any]:
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
+
+    return dict(ContextBlock(elements=[MarkdownTextObject(text=_cap(text, 2900))]).to_dict())
+
+
+def _divider() -> dict[str, Any]:
+    from slack_sdk.models.blocks import DividerBlock
+
+    return dict(DividerBlock().to_dict())
+
+
+def _lines_to_sections(lines: list[str], target: str | None = None, lang: str = "en") -> list[dict[str, Any]]:
+    """Pack lines into sections of at most MAX_SECTION_CHARS (a line longer than that is cut)."""
+    out: list[dict[str, Any]] = []
+    buf: list[str] = []
+    size = 0
+    for line in lines:
+        line = _cap(line, MAX_SECTION_CHARS - 10)
+        if buf and size + len(line) + 1 > MAX_SECTION_CHARS - 10:
+            out.append(_section("\n".join(buf), target, lang))
+            buf, size = [], 0
+        buf.append(line)
+        size += len(line) + 1
+    if buf:
+        out.append(_section("\n".join(buf), target, lang))
+    return out
+
+
+def render_digest(
+    job: DigestJob, results: list[TargetResult], *, now: datetime | None = None, lang: str = "en"
+) -> list[dict[str, Any]]:
+    """Block Kit messages ({"text", "blocks"}) for one digest in `lang`, split within Slack's limits."""
+    now = now or datetime.now(UTC)
+    lang = lang if lang in LANGS else "en"
+    if not results:  # every watch of the job was removed meanwhile: nothing to say
+        return []
+
+    def t(key: str, **params: Any) -> str:
+        return digest_text(key, lang, **params)
+
+    tz = job.watches[0].tz if job.watches else "UTC"
+    changed = [r for r in results if r.changes]
+    baseline = [r for r in results if r.baseline]
+    failed = [r for r in results if not r.ok]
+    n = len(results)
+    prev_times = [r.previous_at for r in results if r.previous_at is not None]
+    since = _when(max(prev_times), tz, lang) if prev_times else None
+    title = t("title", n=n)
+    blocks: list[dict[str, Any]] = [_header(title)]
+    fallback: list[str] = []
+    n_changes = sum(len(r.changes) for r in changed)
+    if changed:
+        summary = t("what_changed", since=since or t("since_last_digest"),
+                    changes=t("n_changes", n=n_changes), targets=t("n_targets", n=len(changed)))
+        blocks.append(_section(summary, lang=lang))
+        fallback.append(t("fallback_changes", changes=n_changes, targets=len(changed)))
+        for r in sorted(changed, key=lambda x: min(_rank(c.severity) for c in x.changes)):
+            lines = [f"*{_esc(r.watch.target)}*"]
+            lines += [f"{SEVERITY_ICON.get(c.severity, '')} {_esc(describe(c, lang))}" for c in r.changes]
+            blocks.extend(_lines_to_sections(lines, r.watch.target, lang))
+        blocks.append(_divider())
+    elif prev_times:
+        blocks.append(_section(t("no_changes", since=since), lang=lang))
+        fallback.append(t("fallback_no_changes", since=since))
+    if baseline:
+        names = ", ".join(_esc(r.watch.target) for r in baseline)
+        blocks.append(_context(t("baseline", names=names)))
+        if not fallback:
+            fallback.append(t("fallback_baseline"))
+    # Status: problems one per line (with a Re-check button), OK targets folded into one line.
+    problems: list[tuple[str, TargetResult, str]] = []
+    fine: list[TargetResult] = []
+    for r in results:
+        if not r.ok or r.report is None:
+            continue
+        worst, text = status_line(r.report, lang)
+        if worst == "ok" and not r.changes:
+            fine.append(r)
+        else:
+            problems.append((worst, r, text))
+    problems.sort(key=lambda p: _rank(p[0]))
+    status_blocks: list[dict[str, Any]] = []
+    for worst, r, text in problems:
+        status_blocks.append(
+            _section(f"{SEVERITY_ICON.get(worst, '')} *{_esc(r.watch.target)}*: {_esc(text)}", r.watch.target, lang)
+        )
+    if fine:
+        ok_names = [_esc(r.watch.target) for r in fine]
+        line = f"{SEVERITY_ICON['ok']} " + t("ok_targets", n=len(fine), names=", ".join(ok_names))
+        if len(line) > MAX_SECTION_CHARS - 10:
+            shown: list[str] = []
+            size = 40
+            for name in ok_names:
+                if size + len(name) + 2 > MAX_SECTION_CHARS - 60:
+                    break
+                shown.append(name)
+                size += len(name) + 2
+            line = (f"{SEVERITY_ICON['ok']} " + t("ok_targets", n=len(fine), names=", ".join(shown))
+                    + t("ok_more", n=len(fine) - len(shown)))
+        status_blocks.append(_section(line, lang=lang))
+    if failed:
+        lines = [f"{SEVERITY_ICON['unknown']} "
+                 + t("not_checked_line", target=_esc(r.watch.target),
+                     error=_esc((r.error or AuditError("no_answers")).text(lang)))
+                 for r in failed]
+        status_blocks.extend(_lines_to_sections(lines, lang=lang))
+    if status_blocks:
+        if changed or baseline:
+            blocks.append(_section(t("status_heading"), lang=lang))
+        blocks.extend(status_blocks)
+    blocks.append(_context(t("footer", when=_when(now, tz, lang))))
+    text = t("fallback", title=title, summary="; ".join(fallback) if fallback else t("fallback_status"))
+    return split_messages(blocks, text, lang)
+
+
+def _rank(sev: str) -> int:
+    return {"critical": 0, "warning": 1, "unknown": 2, "info": 3, "ok": 4}.get(sev, 5)
+
+
+def _block_chars(block: dict[str, Any]) -> int:
+    total = 0
+    text = block.get("text")
+    if isinstance(text, dict):
+        total += len(str(text.get("text", "")))
+    for el in block.get("elements") or []:
+        if isinstance(el, dict):
+            total += len(str(el.get("text", "")))
+    return total + 100
+
+
+def split_messages(blocks: list[dict[str, Any]], text: str, lang: str = "en") -> list[dict[str, Any]]:
+    """Pack blocks into messages of <= MAX_BLOCKS-2 blocks and <= MAX_MESSAGE_CHARS of text."""
+    pages: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for block in blocks:
+        chars = _block_chars(block)
+        if pages[-1] and (len(pages[-1]) >= MAX_BLOCKS - 2 or size + chars > MAX_MESSAGE_CHARS):
+            pages.append([])
+            size = 0
+        pages[-1].append(block)
+        size += chars
+    total = len(pages)
+    out = []
+    for i, page in enumerate(pages, 1):
+        if total > 1:
+            page = [*page, _context(digest_text("part", lang, i=i, total=total))]
+        label = text if i == 1 else digest_text("fallback_part", lang, text=text, i=i, total=total)
+        out.append({"text": _cap(label, 3000), "blocks": page})
+    return out
+
+
+# -- posting --------------------------------------------------------------------------------
+def make_web_client(token: str) -> Any:
+    """A Web API client for digests: retries 429 (Retry-After), 5xx and connection errors."""
+    from bot.webclient import make_web_client as build
+
+    return build(token)
+
+
+_FINAL_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "account_inactive",
+                 "token_revoked", "no_permission", "missing_scope", "not_authed", "team_access_not_granted"}
+
+
+def slack_poster(store: Store) -> PostFn:
+    """chat.postMessage with the workspace's installed bot token, else SLACK_BOT_TOKEN."""
+    clients: dict[str, Any] = {}
+
+    async def post(team_id: str, channel_id: str, message: dict[str, Any]) -> str | None:
+        from slack_sdk.errors import SlackApiError
+
+        client = clients.get(team_id)
+        if client is None:
+            token = await store.bot_token(team_id) or os.environ.get("SLACK_BOT_TOKEN")
+            if not token:
+                raise DigestPostError(f"no bot token for workspace {team_id} (install the app or set SLACK_BOT_TOKEN)")
+            client = clients[team_id] = make_web_client(token)
+        try:
+            resp = await client.chat_postMessage(
+                channel=channel_id, text=message["text"], blocks=message["blocks"],
+                unfurl_links=False, unfurl_media=False, metadata=message.get("metadata"),
+            )
+        except SlackApiError as exc:
+            err = str(exc.response.get("error", "error")) if exc.response is not None else "error"
+            raise DigestPostError(f"chat.postMessage failed: {err}", final=err in _FINAL_ERRORS) from None
+        except Exception as exc:
+            raise DigestPostError(f"chat.postMessage failed: {type(exc).__name__}") from None
+        ts = resp.get("ts")
+        return str(ts) if ts else None
+
+    async def find_posted(team_id: str, channel_id: str, run_id: int, part: int, since: datetime) -> str | None:
+        """The ts of digest `run_id` part `part` if the channel already has it (conversations.history
+        with metadata; needs channels:history / groups:history), else None."""
+        client = clients.get(team_id)
+        if client is None:
+            token = await store.bot_token(team_id) or os.environ.get("SLACK_BOT_TOKEN")
+            if not token:
+                return None
+            client = clients[team_id] = make_web_client(token)
+        oldest = f"{since.timestamp() - 300:.6f}"
+        cursor: str | None = None
+        for _ in range(10):  # up to 2000 messages since the slot
+            resp = await client.conversations_history(channel=channel_id, oldest=oldest, limit=200,
+                                                      include_all_metadata=True, cursor=cursor)
+            for msg in resp.get("messages") or []:
+                meta = msg.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if (meta.get("event_type") == METADATA_EVENT and payload.get("run_id") == run_id
+                        and payload.get("part") == part):
+                    return str(msg.get("ts") or "") or None
+            cursor = ((resp.get("response_metadata") or {}).get("next_cursor")) or None
+            if not cursor:
+                break
+        return None
+
+    post.find_posted = find_posted  # type: ignore[attr-defined]
+    return post
+
+
+# -- running -----------------------------------------------------------------------------------
+async def store_retry(what: str, call: Callable[[], Awaitable[T]], *, within: float) -> T:
+    """`call()` (one Store method = one transaction), retried with backoff for `within`
+    seconds while the database is unreachable (PostgreSQL restarting, connections
+    terminated). Other errors, and the last transient one, propagate.
+
+    What it protects: a message Slack accepted must get its `mark_part_posted`, else
+    whoever re-claims the digest posts it again."""
+    deadline = time.monotonic() + within
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            if not is_transient_error(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("digest store call %s: database unavailable (%s); retrying in %.1f s",
+                        what, type(exc).__name__, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, STORE_RETRY_MAX_DELAY)
+
+
+async def _heartbeat(store: Store, job: DigestJob, every: float, lease_s: int) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if not await store.renew(job, lease_s=lease_s):
+                return
+        except Exception as exc:  # database away: keep beating; the lease covers the gap
+            if not is_transient_error(exc):
+                raise
+            log.warning("digest lease renewal failed (%s); retrying", type(exc).__name__)
+
+
+async def prepare_job(
+    store: Store,
+    job: DigestJob,
+    audits: dict[int, Audit],
+    *,
+    now: datetime | None = None,
+    lease_s: int = DEFAULT_LEASE_S,
+) -> bool:
+    results = await compute_results(store, job, audits, retry_s=lease_s)
+    lang = await digest_lang(store, job.team_id, job.channel_id, retry_s=lease_s)
+    messages = render_digest(job, results, now=now, lang=lang)
+    snapshots = {r.watch.target: slim_report(r.report) for r in results if r.ok and r.report is not None}
+    changes = {r.watch.target: [c.to_dict() for c in r.changes] for r in results if r.changes}
+    save = partial(store.save_prepared, job, {"messages": messages, "changes": changes}, snapshots, lease_s=lease_s)
+    return await store_retry("save_prepared", save, within=lease_s)
+
+
+def part_metadata(job: DigestJob, part: int) -> dict[str, Any]:
+    """Slack message metadata naming the digest part, so a runner resuming a digest can
+    tell whether the part its dead predecessor was posting reached the channel."""
+    return {"event_type": METADATA_EVENT, "event_payload": {"run_id": job.run_id, "part": part}}
+
+
+async def post_job(store: Store, job: DigestJob, post: PostFn, *, lease_s: int = DEFAULT_LEASE_S) -> str:
+    """Post the prepared messages from the first unposted part; 'posted' | 'lost' | 'failed' | 'retry'.
+
+    Exactly once: the part index is stored right after Slack accepts each part
+    (retried while the database is away). A runner killed between Slack's answer
+    and that record leaves one part in doubt; the next runner (a re-claim: attempts > 1)
+    first asks Slack for that part by its metadata (`post.find_posted`, when the
+    poster has it) and records it instead of posting it again."""
+    messages = (job.payload or {}).get("messages") or []
+    find: FindFn | None = getattr(post, "find_posted", None)
+    for i in range(job.parts_posted, len(messages)):
+        if not await store_retry("renew", partial(store.renew, job, lease_s=lease_s), within=lease_s):
+            return "lost"
+        ts: str | None = None
+        if find is not None and job.attempts > 1 and i == job.parts_posted:
+            try:
+                ts = await find(job.team_id, job.channel_id, job.run_id, i, job.slot)
+            except Exception as exc:  # cannot tell: post (at-least-once beats never)
+                log.warning("digest %s: could not look for part %d in Slack: %s", job.run_id, i, exc)
+            if ts is not None:
+                log.info("digest %s part %d already in Slack (ts %s): not posted again", job.run_id, i, ts)
+        if ts is None:
+            try:
+                ts = await post(job.team_id, job.channel_id, {**messages[i], "metadata": part_metadata(job, i)})
+            except DigestPostError as exc:
+                await store_retry("release", partial(store.release, job, str(exc), final=exc.final), within=lease_s)
+                log.warning("digest %s for %s/%s not posted: %s", job.run_id, job.team_id, job.channel_id, exc)
+                return "failed" if exc.final else "retry"
+        await store_retry("mark_part_posted", partial(store.mark_part_posted, job, i, ts, lease_s=lease_s),
+                          within=lease_s)
+    return "posted" if await store_retry("mark_posted", partial(store.mark_posted, job), within=lease_s) else "lost"
+
+
+async def run_jobs(
+    store: Store,
+    jobs: Sequence[DigestJob],
+    *,
+    post: PostFn | None = None,
+    resolver: Resolver | None = None,
+    concurrency: int = MAX_TARGET_CONCURRENCY,
+    lease_s: int = DEFAULT_LEASE_S,
+    now: datetime | None = None,
+) -> RunStats:
+    """Audit (one shared resolver for every job), prepare and post claimed jobs."""
+    t0 = time.monotonic()
+    stats = RunStats(jobs=len(jobs))
+    if not jobs:
+        return stats
+    post = post or slack_poster(store)
+    resolver = resolver or Resolver(concurrency=DIGEST_QUERY_CONCURRENCY)
+    pending = [j for j in jobs if j.status == "claimed" or j.payload is None]
+    beats = [asyncio.ensure_future(_heartbeat(store, j, max(0.3, lease_s / 3), lease_s)) for j in pending]
+    try:
+        watches = [w for j in pending for w in j.watches]
+        stats.targets = len({(w.kind, w.target) for w in watches})
+        audits = await audit_targets(watches, resolver, concurrency=concurrency)
+    finally:
+        for b in beats:
+            b.cancel()
+        for b in beats:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await b
+    for job in pending:
+        if not await prepare_job(store, job, audits, now=now, lease_s=lease_s):
+            stats.lost += 1
+    for job in jobs:
+        if job.status != "ready":
+            continue
+        outcome = await post_job(store, job, post, lease_s=lease_s)
+        if outcome == "posted":
+            stats.posted += 1
+            stats.messages += len((job.payload or {}).get("messages") or [])
+        elif outcome == "lost":
+            stats.lost += 1
+        else:
+            stats.failed += 1
+    stats.seconds = time.monotonic() - t0
+    return stats
+
+
+async def run_due(
+    store: Store,
+    *,
+    now: datetime | None = None,
+    post: PostFn | None = None,
+    resolver_factory: Callable[[], Resolver] | None = None,
+    batch: int = 500,
+    lease_s: int = DEFAULT_LEASE_S,
+    team_id: str | None = None,
+) -> RunStats:
+    """Claim and post every due digest (in batches so several workers share the work)."""
+    total = RunStats()
+    t0 = time.monotonic()
+    resolver = resolver_factory() if resolver_factory else Resolver(concurrency=DIGEST_QUERY_CONCURRENCY)
+    for _ in range(1000):
+        jobs = await store.claim_due(now, lease_s=lease_s, limit=batch, team_id=team_id)
+        if not jobs:
+            break
+        s = await run_jobs(store, jobs, post=post, resolver=resolver, lease_s=lease_s, now=now)
+        for k in ("jobs", "posted", "lost", "failed", "targets", "messages"):
+            setattr(total, k, getattr(total, k) + getattr(s, k))
+    total.seconds = time.monotonic() - t0
+    return total
+
+
+async def run_now(
+    store: Store,
+    team_id: str | None = None,
+    channel_id: str | None = None,
+    *,
+    post: PostFn | None = None,
+    resolver: Resolver | None = None,
+) -> RunStats:
+    """An unscheduled digest now (Slack `digest now`, CLI `digest run --all`)."""
+    jobs = await store.claim_now(team_id, channel_id)
+    return await run_jobs(store, jobs, post=post, resolver=resolver)
+
+
+async def run_scheduler(
+    store: Store,
+    stop_event: asyncio.Event,
+    *,
+    interval: float = 30.0,
+    post: PostFn | None = None,
+    resolver_factory: Callable[[], Resolver] | None = None,
+    lease_s: int = DEFAULT_LEASE_S,
+    batch: int = 500,
+) -> None:
+    """Claim and post due digests every `interval` seconds until `stop_event` is set.
+
+    Safe to run in every replica: claims are atomic. Each pass uses a fresh
+    resolver (one cache per run, not forever). Inside a pass, store calls are
+    retried while the database is away (`store_retry`, up to the lease); a pass
+    that still fails (database down longer, a bug) is logged and the next one
+    comes after a backoff of 1, 2, 4 ... seconds up to `interval`. Claims of a
+    runner that dies are re-claimed by any runner once their lease expires.
+    """
+    last_purge = 0.0
+    backoff = 1.0
+    while not stop_event.is_set():
+        wait = interval
+        try:
+            stats = await run_due(store, post=post, resolver_factory=resolver_factory, lease_s=lease_s, batch=batch)
+            if stats.jobs:
+                log.info("digests: %s", stats.as_dict())
+            if time.monotonic() - last_purge > 3600:
+                await store.purge()
+                last_purge = time.monotonic()
+            backoff = 1.0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database restarting, a bug: log and try again soon
+            if is_transient_error(exc):
+                log.warning("digest scheduler pass: database unavailable (%s); next try in %.0f s",
+                            type(exc).__name__, min(backoff, interval))
+            else:
+                log.exception("digest scheduler pass failed")
+            wait = min(backoff, interval)
+            backoff = min(backoff * 2, max(interval, 1.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), timeout=wait)
+

@@ -1,0 +1,161 @@
+"""Readable terminal report: worst first, grouped by check, fixes once each.
+
+rich handles colour and degrades to plain text when stdout is not a TTY.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.model import SEVERITY_RANK, Finding, Report
+
+SYMBOL = {"critical": "✖", "warning": "▲", "unknown": "?", "info": "•", "ok": "✔"}
+STYLE = {"critical": "bold red", "warning": "yellow", "unknown": "magenta", "info": "cyan", "ok": "green"}
+GROUP_TITLES = {
+    "spf": "SPF", "dkim": "DKIM", "dmarc": "DMARC", "mx": "MX", "ptr": "Reverse DNS (PTR / FCrDNS)",
+    "mta_sts": "MTA-STS", "tls_rpt": "TLS-RPT", "bimi": "BIMI", "dnssec": "DNSSEC", "blocklists": "Blocklists",
+    "blocklist": "Blocklists", "requirements": "Gmail / Yahoo / Microsoft sender requirements",
+    "bounce": "Bounce", "message": "Message", "input": "Input", "ip": "IP",
+}
+LABELS = {
+    "en": {"fixes": "How to fix", "verify": "Check", "took": "took", "lists": "Blocklist lookups",
+           "listed": "LISTED", "unknown": "unknown", "clean": "clean", "no_findings": "Nothing to report."},
+    "ja": {"fixes": "対処方法", "verify": "確認方法", "took": "所要時間", "lists": "ブロックリスト照会結果",
+           "listed": "掲載あり", "unknown": "不明", "clean": "掲載なし", "no_findings": "問題は見つかりませんでした。"},
+}
+
+
+def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    con = console or Console(highlight=False, soft_wrap=False, emoji=False)
+    lab = LABELS.get(lang, LABELS["en"])
+    con.print(f"[bold]mailcheck {report.kind}: {escape(report.subject)}[/bold]  "
+              f"[dim]({report.checked_at:%Y-%m-%d %H:%M:%SZ}, {lab['took']} {report.duration_ms} ms)[/dim]")
+    for note in report.notes:
+        con.print(f"[dim]note: {escape(note)}[/dim]")
+    if report.spf is not None:
+        _render_spf(con, report.spf)
+    for b in report.bounces:
+        _render_bounce(con, b.to_dict())
+    groups: dict[str, list[Finding]] = {}
+    for f in report.sorted_findings():
+        groups.setdefault(f.group, []).append(f)
+    order = sorted(groups, key=lambda g: min(SEVERITY_RANK[f.severity] for f in groups[g]))
+    for g in order:
+        con.print(f"\n[bold underline]{escape(GROUP_TITLES.get(g, g.upper()))}[/bold underline]")
+        for f in groups[g]:
+            con.print(f"  [{STYLE[f.severity]}]{SYMBOL[f.severity]} {escape(f.title)}[/{STYLE[f.severity]}]"
+                      f"  [dim]{f.code}[/dim]")
+            if f.detail and f.severity != "ok":
+                con.print(f"    {escape(f.detail)}", soft_wrap=True)
+        if g == "spf" and "spf" in report.details and isinstance(report.details["spf"], dict):
+            _render_tree(con, report.details["spf"])
+    if not report.findings and not report.bounces:
+        con.print(lab["no_findings"])
+    listed = [b for b in report.blocklists if b.status != "clean"]
+    if report.blocklists:
+        clean = sum(1 for b in report.blocklists if b.status == "clean")
+        con.print(f"\n[bold underline]{lab['lists']}[/bold underline]  [dim]{clean} {lab['clean']}, "
+                  f"{sum(1 for b in listed if b.status == 'listed')} {lab['listed']}, "
+                  f"{sum(1 for b in listed if b.status == 'unknown')} {lab['unknown']}[/dim]")
+        for row in sorted(listed, key=lambda x: (x.status != "listed", x.zone)):
+            style = "bold red" if row.status == "listed" else "magenta"
+            extra = f" {row.meaning}" if row.meaning else ""
+            extra += f" ({row.why_unknown})" if row.why_unknown else ""
+            url = f"  {row.delist_url}" if row.delist_url and row.status == "listed" else ""
+            con.print(f"  [{style}]{lab[row.status]:>8}[/{style}] {escape(row.target)} @ {escape(row.zone)}"
+                      f"{escape(extra)}{escape(url)}", soft_wrap=True)
+    _render_fixes(con, report, lang, lab)
+
+
+def _render_spf(con: Any, spf: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    result = str(spf.get("result", "?"))
+    style = {"pass": "green", "fail": "bold red", "softfail": "yellow", "permerror": "bold red",
+             "temperror": "magenta"}.get(result, "cyan")
+    con.print(f"\nSPF result: [{style}]{result}[/{style}]" +
+              (f"  (matched: {escape(str(spf['mechanism']))})" if spf.get("mechanism") else ""))
+    if spf.get("explanation"):
+        con.print(f"  explanation: {escape(str(spf['explanation']))}")
+    for step in spf.get("trace", []) or []:
+        con.print(f"  [dim]{escape(format_trace_step(step))}[/dim]", soft_wrap=True)
+
+
+def format_trace_step(step: Any) -> str:
+    """One line per SPF evaluation step, indented by include depth."""
+    if not isinstance(step, dict):
+        return str(step)
+    pad = "  " * int(step.get("depth", 0) or 0)
+    kind = step.get("step")
+    dom = step.get("domain", "")
+    if kind == "record":
+        return f"{pad}{dom}: \"{step.get('record', '')}\""
+    if kind == "term":
+        extra = f" ({step['detail']})" if step.get("detail") else ""
+        return f"{pad}  {step.get('term')}: {step.get('outcome')}{extra}"
+    if kind == "result":
+        return f"{pad}=> {step.get('result')}" + (f" via {step['term']}" if step.get("term") else "")
+    rest = ", ".join(f"{k}={v}" for k, v in step.items() if k not in ("depth", "domain", "step"))
+    return f"{pad}{kind} {dom}: {rest}"
+
+
+def _render_tree(con: Any, node: dict[str, Any], depth: int = 0) -> None:
+    from rich.markup import escape
+
+    if not node.get("domain"):
+        return
+    pad = "    " + "  " * depth
+    lookups = node.get("total_lookups", node.get("lookups"))
+    info = f" [{lookups} lookups]" if lookups is not None else ""
+    err = f" [red]{escape(str(node['error']))}[/red]" if node.get("error") else ""
+    con.print(f"{pad}{'└ ' if depth else ''}{escape(str(node['domain']))}{info}{err}"
+              f"  [dim]{escape(str(node.get('record') or ''))[:160]}[/dim]", soft_wrap=True)
+    for child in node.get("children", []) or []:
+        if isinstance(child, dict):
+            _render_tree(con, child, depth + 1)
+
+
+def _render_bounce(con: Any, b: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    hard = {True: "hard", False: "soft", None: "?"}[b.get("hard")]
+    head = (f"\n[bold]{escape(str(b.get('recipient') or '(recipient unknown)'))}[/bold]  "
+            f"reason=[bold]{b.get('reason')}[/bold] ({hard})  status={b.get('status')}  reply={b.get('reply_code')}"
+            f"  provider={b.get('provider') or '-'}")
+    con.print(head, soft_wrap=True)
+    for key in ("remote_host", "remote_ip", "sender_ip"):
+        if b.get(key):
+            con.print(f"  {key}: {escape(str(b[key]))}")
+    if b.get("diagnostic"):
+        con.print(f"  [dim]{escape(str(b['diagnostic']))[:600]}[/dim]", soft_wrap=True)
+    if b.get("explanation"):
+        con.print(f"  {escape(str(b['explanation']))}", soft_wrap=True)
+
+
+def _render_fixes(con: Any, report: Report, lang: str, lab: dict[str, str]) -> None:
+    from rich.markup import escape
+
+    import knowledge
+
+    ids: list[str] = []
+    for f in report.sorted_findings():
+        if f.severity in ("critical", "warning"):
+            ids.extend(f.remediation)
+    for b in report.bounces:
+        ids.extend(b.remediation)
+    ids = list(dict.fromkeys(ids))
+    entries = [e for e in (knowledge.find_remediation(i) for i in ids) if e is not None]
+    if not entries:
+        return
+    con.print(f"\n[bold underline]{lab['fixes']}[/bold underline]")
+    for e in entries:
+        title = e.title.ja if lang == "ja" else e.title.en
+        steps = e.steps.ja if lang == "ja" else e.steps.en
+        verify = e.verify.ja if lang == "ja" else e.verify.en
+        con.print(f"\n  [bold]{escape(title)}[/bold]  [dim]{e.id}[/dim]")
+        for i, step in enumerate(steps, 1):
+            con.print(f"    {i}. {escape(step)}", soft_wrap=True)
+        con.print(f"    [dim]{lab['verify']}: {escape(verify)}[/dim]", soft_wrap=True)

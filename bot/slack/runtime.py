@@ -1,0 +1,503 @@
+"""What the Slack listeners share: settings, store, metrics, background tasks,
+the report cache behind the buttons, language resolution and the checks.
+
+Listeners never await a check before acking: they call `Runtime.spawn(...)`.
+Checks are async (DNS via handlers.dns) and CPU-heavy parsing runs in a thread
+inside the handlers, so one slow audit never delays another user's ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import logging
+import pickle
+import re
+import secrets
+import time
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.slack.metrics import Metrics
+from bot.slack.router import Command
+from bot.slack.settings import SlackSettings
+
+if TYPE_CHECKING:
+    from handlers.dns import Resolver
+    from handlers.model import Report
+
+log = logging.getLogger("mailcheck.slack")
+
+LANG_TTL = 3600.0
+SETTINGS_TTL = 300.0  # other replicas see a changed setting within this
+_HEADER_LINE = re.compile(
+    r"^(received|authentication-results|arc-authentication-results|dkim-signature|return-path|message-id|"
+    r"from|to|subject|date|list-unsubscribe|mime-version|content-type|received-spf|x-mailer|reply-to)"
+    r"[ \t]*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Used only while handlers.bounce has no looks_like_bounce (it is being written concurrently).
+_BOUNCE_HINT = re.compile(
+    r"(diagnostic-code:|final-recipient:|status=(bounced|deferred|sent)\b|\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|"
+    r"mail delivery (sub)?system|undeliver(able|ed) mail|delivery status notification|"
+    r"returned mail|message not delivered|\bmailer-daemon\b)",
+    re.IGNORECASE,
+)
+
+
+class CheckTimeout(Exception):
+    pass
+
+
+@dataclass
+class CachedReport:
+    report: Report  # as produced by the handlers, before localisation
+    source: dict[str, Any]  # how to produce it again (command text or channel/ts)
+
+
+class ReportCache:
+    """Bounded LRU of recent reports: the Details / language buttons re-render
+    without re-running the checks (another replica or a restart re-runs them).
+
+    Reports are kept pickled and zlib-compressed (our own objects, never input
+    from outside): a full domain audit is large as live objects, and keeping
+    256 of them uncompressed was most of the server's RSS growth under load
+    (benchmarks/load.py). Each `get` returns a fresh copy."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
+
+    def put(self, report: Report, source: dict[str, Any]) -> str:
+        rid = secrets.token_urlsafe(9)
+        self._items[rid] = (zlib.compress(pickle.dumps(report, pickle.HIGHEST_PROTOCOL), 6), dict(source))
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return rid
+
+    def get(self, rid: str | None) -> CachedReport | None:
+        if not rid or rid not in self._items:
+            return None
+        self._items.move_to_end(rid)
+        blob, source = self._items[rid]
+        return CachedReport(pickle.loads(zlib.decompress(blob)), dict(source))
+
+
+def looks_like_bounce(text: str) -> bool:
+    try:
+        from handlers.bounce import looks_like_bounce as engine_detect
+    except ImportError:
+        return bool(_BOUNCE_HINT.search(text[:200_000]))
+    try:
+        return bool(engine_detect(text))
+    except Exception:  # detection must never break the listener
+        log.exception("looks_like_bounce failed")
+        return False
+
+
+def looks_like_headers(text: str) -> bool:
+    """Pasted message headers: the message engine's detector, else several header fields."""
+    try:
+        from handlers.message import looks_like_message
+    except ImportError:
+        pass
+    else:
+        try:
+            return bool(looks_like_message(text))
+        except Exception:
+            log.exception("looks_like_message failed")
+            return False
+    names = {m.group(1).lower() for m in _HEADER_LINE.finditer(text[:200_000])}
+    strong = names & {"received", "authentication-results", "arc-authentication-results", "dkim-signature",
+                      "return-path", "received-spf"}
+    return len(names) >= 3 and bool(strong)
+
+
+def classify(text: str) -> str | None:
+    """'bounce', 'message' or None for a pasted text."""
+    if not text or not text.strip():
+        return None
+    if looks_like_bounce(text):
+        return "bounce"
+    if looks_like_headers(text):
+        return "message"
+    return None
+
+
+def message_engine() -> Callable[..., Awaitable[Report]] | None:
+    """The spam-folder diagnosis engine (`handlers.message.diagnose_message`), if installed.
+    Without it pasted headers are recognised but answered with "not available"."""
+    try:
+        mod = importlib.import_module("handlers.message")
+    except ImportError:
+        return None
+    for name in ("analyse_message_with_followup", "analyse_message", "diagnose_message", "analyse"):
+        fn = getattr(mod, name, None)
+        if callable(fn):
+            return fn  # type: ignore[no-any-return]
+    return None
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: SlackSettings,
+        *,
+        store: Any | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._store_task: asyncio.Future[Any] | None = None
+        self._store_failed = False
+        self.metrics = metrics or Metrics()
+        self.cache = ReportCache()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._sem: asyncio.Semaphore | None = None
+        self._profiles: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._claimed: OrderedDict[str, None] = OrderedDict()  # local first-line dedupe
+        self._settings: dict[tuple[str, str, str], tuple[float, str | None]] = {}
+        self._loading: dict[tuple[str, str, str], asyncio.Future[str | None]] = {}
+        self._hits: dict[str, deque[float]] = {}
+        self._noticed: dict[str, float] = {}
+
+    # -- store ---------------------------------------------------------------
+    async def store(self) -> Any | None:
+        """The Store (opened lazily from DATABASE_URL once), or None when unavailable."""
+        if self._store is not None or self._store_failed:
+            return self._store
+        if self._store_task is None:
+            self._store_task = asyncio.ensure_future(self._open_store())
+        # shield: a caller's timeout must not cancel the opening for everyone else
+        return await asyncio.shield(self._store_task)
+
+    async def _open_store(self) -> Any | None:
+        try:
+            from bot.storage import Store
+
+            self._store = await Store.open(self.settings.database_url)
+        except Exception:
+            log.exception("storage unavailable: settings, watches and event dedupe are degraded")
+            self._store_failed = True
+        return self._store
+
+    async def claim(self, team_id: str, key: str) -> bool:
+        """True only the first time `key` is seen for the team (Slack retries, replicas)."""
+        local = f"{team_id}:{key}"
+        if local in self._claimed:
+            return False
+        self._claimed[local] = None
+        while len(self._claimed) > 10_000:
+            self._claimed.popitem(last=False)
+        store = await self.store()
+        if store is None:
+            return True
+        try:
+            return bool(await store.claim_event(team_id, key))
+        except Exception:
+            log.exception("claim_event failed; answering once from this process")
+            self.metrics.errors.labels("store").inc()
+            return True
+
+    async def get_setting(self, team_id: str, scope: str, key: str, *, timeout: float | None = None) -> str | None:
+        """A stored setting, cached SETTINGS_TTL seconds in this process.
+
+        With `timeout` (the ack path) the lookup is never cancelled, only not
+        waited for: cancelling a SQLAlchemy transaction waits for its rollback,
+        which can sit behind SQLite's write lock. The lookup finishes in the
+        background and fills the cache for the next request.
+        """
+        k = (team_id, scope, key)
+        hit = self._settings.get(k)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        task = self._loading.get(k)
+        if task is None:
+            task = asyncio.ensure_future(self._load_setting(k))
+            self._loading[k] = task
+            task.add_done_callback(lambda _t: self._loading.pop(k, None))
+        if timeout is None:
+            return await asyncio.shield(task)  # type: ignore[no-any-return]
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        return task.result() if done else None  # type: ignore[no-any-return]
+
+    async def _load_setting(self, k: tuple[str, str, str]) -> str | None:
+        store = await self.store()
+        if store is None:
+            return None
+        try:
+            value = await store.get_setting(*k)
+        except Exception:
+            log.exception("get_setting failed")
+            self.metrics.errors.labels("store").inc()
+            return None
+        self._settings[k] = (time.monotonic() + SETTINGS_TTL, value)
+        return None if value is None else str(value)
+
+    async def set_setting(self, team_id: str, scope: str, key: str, value: str) -> bool:
+        store = await self.store()
+        if store is None:
+            return False
+        await store.set_setting(team_id, scope, key, value)
+        self._settings[(team_id, scope, key)] = (time.monotonic() + SETTINGS_TTL, value)
+        return True
+
+    def rate_limited(self, key: str, limit: int, window_s: float, *, count: bool = True) -> float:
+        """In-process sliding window: 0.0 = allowed (and counted unless count=False),
+        else seconds until a slot frees. Never waits for the database."""
+        if limit <= 0:
+            return 0.0
+        now = time.monotonic()
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - window_s:
+            hits.popleft()
+        if len(hits) >= limit:
+            return max(0.001, hits[0] + window_s - now)
+        if count:
+            hits.append(now)
+        if len(self._hits) > 50_000:
+            self._hits.clear()
+        return 0.0
+
+    def _limits(self, team_id: str, user_id: str | None) -> list[tuple[str, int, int]]:
+        out = []
+        if user_id and self.settings.rate_user[0] > 0:
+            out.append((f"{team_id}:user:{user_id}:work", *self.settings.rate_user))
+        if self.settings.rate_team[0] > 0:
+            out.append((f"{team_id}:team:work", *self.settings.rate_team))
+        return out
+
+    def precheck_limit(self, team_id: str, user_id: str | None) -> float:
+        """The ack path's quick look: seconds to wait if THIS process already saw the
+        limit reached (then the shared count certainly is too), else 0.0. Counts nothing."""
+        return max([self.rate_limited(k, n, w, count=False) for k, n, w in self._limits(team_id, user_id)],
+                   default=0.0)
+
+    async def admit(self, team_id: str, user_id: str | None) -> float:
+        """Count one check/analysis against the per-user and per-workspace limits; 0.0 =
+        go ahead, else seconds to wait. Runs in the background task, after the ack:
+        the in-process window first, then the window in the database that replicas
+        share (`Store.rate_limit`). Without a database the in-process window decides."""
+        limits = self._limits(team_id, user_id)
+        wait = max([self.rate_limited(k, n, w) for k, n, w in limits], default=0.0)
+        if wait or not limits:
+            return wait
+        store = await self.store()
+        if store is None:
+            return 0.0
+        try:
+            waits = [await store.rate_limit(k, n, w) for k, n, w in limits]
+        except Exception:
+            log.exception("shared rate limit unavailable; the in-process limit applies")
+            self.metrics.errors.labels("store").inc()
+            return 0.0
+        return max(waits, default=0.0)
+
+    def first_notice(self, key: str, window_s: float) -> bool:
+        """True once per `window_s` per key: a flood of limited pastes gets one reply."""
+        now = time.monotonic()
+        until = self._noticed.get(key, 0.0)
+        if until > now:
+            return False
+        self._noticed[key] = now + window_s
+        if len(self._noticed) > 10_000:
+            self._noticed.clear()
+        return True
+
+    async def autodetect_on(self, team_id: str, channel_id: str) -> bool:
+        value = await self.get_setting(team_id, f"channel:{channel_id}", "autodetect", timeout=2.0)
+        return value != "off"
+
+    # -- language -------------------------------------------------------------
+    async def profile(self, client: Any, team_id: str, user_id: str, *, timeout: float = 2.0) -> dict[str, Any]:
+        """{'locale': 'ja-JP', 'tz': 'Asia/Tokyo'} from users.info (cached an hour)."""
+        key = (team_id, user_id)
+        hit = self._profiles.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        info: dict[str, Any] = {}
+        try:
+            resp = await asyncio.wait_for(client.users_info(user=user_id, include_locale=True), timeout)
+            user = resp.get("user") or {}
+            info = {"locale": user.get("locale"), "tz": user.get("tz")}
+        except Exception as exc:  # missing scope, timeout, deleted user: fall back quietly
+            log.info("users.info unavailable for language/time zone: %s", type(exc).__name__)
+        self._profiles[key] = (time.monotonic() + LANG_TTL, info)
+        return info
+
+    def cached_locale_lang(self, team_id: str, user_id: str) -> str | None:
+        hit = self._profiles.get((team_id, user_id))
+        if hit and hit[0] > time.monotonic():
+            return _locale_lang(hit[1].get("locale"))
+        return None
+
+    async def lang_for(self, team_id: str, user_id: str | None, client: Any | None = None, *,
+                       quick: bool = False) -> str:
+        """User setting > workspace setting > Slack locale > MAILCHECK_LANG.
+
+        quick=True (before an ack): no network call, bounded store wait.
+        """
+        # quick: both lookups at once, 50 ms at most; a cold cache warms in the background.
+        timeout = 0.05 if quick else None
+        lookups = [self.get_setting(team_id, f"user:{user_id}", "lang", timeout=timeout)] if user_id else []
+        lookups.append(self.get_setting(team_id, "team", "lang", timeout=timeout))
+        for v in await asyncio.gather(*lookups):
+            if v in ("en", "ja"):
+                return str(v)
+        if user_id:
+            cached = self.cached_locale_lang(team_id, user_id)
+            if cached:
+                return cached
+            if not quick and client is not None:
+                loc = _locale_lang((await self.profile(client, team_id, user_id)).get("locale"))
+                if loc:
+                    return loc
+        return self.settings.default_lang
+
+    # -- tasks ------------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "mailcheck") -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.metrics.errors.labels("task").inc()
+                log.error("background task %s failed: %r", name, t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def idle(self, timeout: float = 30.0) -> None:
+        """Wait until no background task is running (tests, graceful shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self.tasks and time.monotonic() < deadline:
+            await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        await self.idle(timeout)
+        for t in list(self.tasks):
+            t.cancel()
+
+
+    # -- checks -----------------------------------------------------------------
+    def resolver(self) -> Resolver:
+        from handlers.dns import Resolver, parse_nameserver
+
+        servers = [parse_nameserver(s) for s in self.settings.nameservers.split(",") if s.strip()]
+        return Resolver(nameservers=servers, timeout=self.settings.dns_timeout,
+                        deadline=self.settings.check_deadline)
+
+    async def _bounded(self, kind: str, origin: str, factory: Callable[[], Awaitable[Report]]) -> Report:
+        """Run a check under the concurrency bound and deadline.
+
+        Checks share the loop that acks Slack: they are async (DNS) and the
+        CPU-heavy parsing runs in threads inside the handlers. Measured with
+        benchmarks/slack_ack.py, a second event-loop thread for checks made acks
+        slower (GIL contention), so there is none."""
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.settings.max_concurrent_checks)
+        self.metrics.analyses.labels(kind, origin).inc()
+        deadline = self.settings.check_deadline + 5
+
+        async def limited() -> Report:
+            return await asyncio.wait_for(factory(), deadline)
+
+        t0 = time.monotonic()
+        async with self._sem:
+            self.metrics.in_flight.inc()
+            try:
+                return await limited()
+            except TimeoutError as exc:
+                raise CheckTimeout(kind) from exc
+            finally:
+                self.metrics.in_flight.dec()
+                self.metrics.check_seconds.labels(kind).observe(time.monotonic() - t0)
+
+    async def run_check(self, cmd: Command, origin: str = "command") -> Report:
+        """domain / ip / spf command -> Report (English; localise when rendering)."""
+        if cmd.name not in ("domain", "ip", "spf"):
+            raise ValueError(f"not a check: {cmd.name}")
+
+        async def check() -> Report:
+            resolver = self.resolver()  # created in the loop that runs the check
+            t0 = time.monotonic()
+            if cmd.name == "domain":
+                from handlers.domain_audit import audit_domain
+
+                report = await audit_domain(cmd.target, resolver, selectors=list(cmd.selectors),
+                                            ips=list(cmd.ips))
+            elif cmd.name == "ip":
+                from handlers.iprep import ip_report
+
+                report = await ip_report(resolver, list(cmd.ips))
+            else:
+                from handlers.spf.evaluate import spf_check
+
+                report = await spf_check(resolver, cmd.target, cmd.ips[0], helo=cmd.helo, sender=cmd.sender)
+            report.duration_ms = report.duration_ms or int((time.monotonic() - t0) * 1000)
+            if not report.dns_stats:
+                report.dns_stats = resolver.stats.as_dict()
+            return report
+
+        report = await self._bounded(cmd.name, origin, check)
+        for note in reversed(cmd.notes):
+            if note and note not in report.notes:
+                report.notes.insert(0, note)
+        return report
+
+    async def analyse(self, data: bytes | str, kind: str, origin: str = "thread") -> Report | None:
+        """A pasted bounce ('bounce') or delivered message ('message'); None if no engine."""
+        if kind == "message":
+            engine = message_engine()
+            if engine is None:
+                return None
+            return await self._bounded("message", origin, lambda: engine(data, self.resolver(), lang="en"))
+        from handlers.bounce_followup import analyse_with_followup
+
+        return await self._bounded("bounce", origin,
+                                   lambda: analyse_with_followup(data, self.resolver(), lang="en"))
+
+    async def warm(self) -> None:
+        """Import the check engines and load the knowledge base before serving (in a thread):
+        the first request must not pay ~1 s of imports and YAML validation on the loop."""
+
+        def load() -> None:
+            import handlers.blocklists
+            import handlers.bounce_followup
+            import handlers.domain_audit
+            import handlers.i18n
+            import handlers.iprep
+            import handlers.ptr
+            import handlers.spf.audit
+            import handlers.spf.evaluate  # noqa: F401
+            import knowledge
+
+            for lang in ("en", "ja"):
+                knowledge.finding_text("spf.missing", lang)
+            knowledge.find_remediation("spf.add_record")
+            knowledge.reason_info("blocked")
+            try:
+                from handlers.bounce import analyse_bounce
+
+                analyse_bounce("550 5.7.1 warm-up")
+            except Exception:
+                log.info("bounce engine warm-up failed", exc_info=True)
+
+        await asyncio.to_thread(load)
+
+    def localized(self, report: Report, lang: str) -> Report:
+        from handlers.i18n import localize_report
+
+        return localize_report(copy.deepcopy(report), lang)
+
+
+def _locale_lang(locale: str | None) -> str | None:
+    if not locale:
+        return None
+    return "ja" if locale.lower().startswith("ja") else "en"
+

@@ -1,0 +1,1 @@
+"""mailcheck handlers package."""

@@ -1,0 +1,338 @@
+"""From a parsed notice (or a pasted fragment) to one Fact per recipient."""
+
+from __future__ import annotations
+
+import re
+
+from knowledge.bounce import BounceKnowledge
+
+from .fact import Fact
+from .logs import parse_log_lines
+from .notice import DsnBlock, Notice, parse_field_blocks
+from .scan import ADDR_RE, HumanText, fill_from_text, is_error_text, valid_ip
+from .smtp import LINE_PREFIX_RE, find_reply, find_status, join_reply_lines, squeeze
+from .textin import clean_lines
+
+# The address at the end of a DSN field ("rfc822; <user@example.com>"). Was the regex
+# r"<?([^<>;\s]{1,320}@[^<>;\s]{1,255})>?\s*$": quadratic-times-320x255 backtracking
+# on a long run of "@" (issue 8 regex review); _addr_at_end() computes the same match in linear time.
+_FIELD_DELIMS = re.compile(r"[<>;\s]")
+_AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-apple-action")
+
+
+def _addr_at_end(value: str) -> str | None:
+    r"""What `<?([^<>;\s]{1,320}@[^<>;\s]{1,255})>?\s*$` would capture, without backtracking.
+
+    The capture is the end of the last run of non-delimiters (before an optional
+    '>'), from the leftmost start that leaves a local part of 1..320 and a
+    domain of 1..255 characters around an '@'.
+    """
+    core = value.rstrip()
+    if core.endswith(">"):
+        core = core[:-1]
+    token = _FIELD_DELIMS.split(core)[-1] if core else ""
+    n = len(token)
+    if n < 3:
+        return None
+    at = token.find("@", max(1, n - 256), n - 1)
+    if at < 0:
+        return None
+    return token[max(0, at - 320) :]
+
+
+def _addr_of(value: str) -> str | None:
+    value = value.strip()
+    if ";" in value:
+        value = value.split(";", 1)[1]
+    found = _addr_at_end(value.strip())
+    if found:
+        return found
+    m2 = ADDR_RE.search(value)
+    return m2.group(1) if m2 else (value.strip("<> ") or None)
+
+
+def _transcript_replies(text: str, single: bool = False) -> str:
+    """The server's lines ("<<< 550-5.7.1 ...") of the first error reply in an SMTP transcript.
+
+    Only multi-line replies unless `single`.
+    """
+    lines: list[str] = []
+    for line in clean_lines(text[:20000]):
+        if line.startswith("<<< ") and (lines or line[4:5] in ("4", "5")):
+            lines.append(line[4:])
+            if LINE_PREFIX_RE.match(line[4:]) and line[7:8] == " ":
+                break  # the last line of a multi-line reply ("550 5.7.1 ...")
+        elif lines:
+            break
+    return join_reply_lines(lines) if len(lines) > 1 or (single and lines) else ""
+
+
+_ROBOT_LOCALPARTS = ("postmaster", "mailer-daemon", "mailer_daemon", "root", "abuse", "noreply", "no-reply")
+
+
+def _named_address(text: str, exclude: set[str]) -> str | None:
+    for m in ADDR_RE.finditer(text[:4000]):
+        addr = m.group(1).strip(".'").lower()
+        if addr in exclude or addr.split("@")[0] in _ROBOT_LOCALPARTS:
+            continue
+        return addr
+    return None
+
+
+def header_addrs(value: str) -> list[str]:
+    return [m.group(1).lower() for m in ADDR_RE.finditer(value or "")]
+
+
+class Extractor:
+    def __init__(self, kb: BounceKnowledge) -> None:
+        self.kb = kb
+        self.formats = kb.formats
+        self.ht = HumanText(kb.formats)
+
+    # ---------------------------------------------------------------- helpers
+    def is_bounce_notice(self, n: Notice) -> bool:
+        frm = n.header("from").lower()
+        subj = n.header("subject").lower()
+        if n.per_recipient or n.feedback is not None:
+            return True
+        if "x-failed-recipients" in n.headers:
+            return True
+        if any(s in frm for s in self.formats.bounce_senders):
+            return True
+        if any(s in subj for s in self.formats.bounce_subjects):
+            return True
+        return n.header("return-path").strip() in ("<>", "") and bool(n.original)
+
+    def delayed(self, n: Notice, text: str) -> bool:
+        low = (n.header("subject") + "\n" + text[:4000]).lower()
+        return any(m in low for m in self.formats.delayed_markers) and not any(
+            m in low for m in self.formats.expired_markers
+        )
+
+    def _phrase_reason(self, text: str) -> str:
+        low = text.lower()
+        for reason, phrases in self.formats.reasons_by_phrase.items():
+            if any(p in low for p in phrases):
+                return reason
+        return ""
+
+    # ------------------------------------------------------------ the formats
+    def from_dsn(self, n: Notice, blocks: list[DsnBlock]) -> list[Fact]:
+        exclude = set(header_addrs(n.header("to"))) | set(header_addrs(n.header("from")))
+        human_blocks, pre = self.ht.blocks(n.human, exclude)
+        by_addr = {a: d for a, d in human_blocks}
+        transcript_replies = _transcript_replies(n.human)
+        coded_lines = " ".join(
+            ln.strip()
+            for ln in clean_lines(n.human[:20000])
+            if (m := LINE_PREFIX_RE.match(ln)) and m.group(2)
+        )[:1000]
+        facts: list[Fact] = []
+        for blk in blocks:
+            fl = blk.fields
+            fact = Fact(source="dsn")
+            rcpt = _addr_of(
+                fl.get("final-recipient") or fl.get("x-actual-recipient") or fl.get("original-recipient", "")
+            )
+            fact.recipient = rcpt
+            if fl.get("original-recipient"):
+                orig = _addr_of(fl["original-recipient"])
+                if orig and orig != rcpt:
+                    fact.extra["original_recipient"] = orig
+            fact.action = fl.get("action", "").strip().lower().split(" ")[0]
+            st = find_status(fl.get("status", ""))
+            fact.status = st
+            rmta = fl.get("remote-mta", "")
+            if rmta:
+                host = rmta.split(";", 1)[-1].strip().strip("[]").rstrip(".")
+                ip = valid_ip(host)
+                if ip:
+                    fact.remote_ip = ip
+                elif host:
+                    hm = re.match(
+                        r"^([A-Za-z0-9.\-]{1,255})(?:\s{0,3}[\[(]([0-9A-Fa-f:.]{2,45})[\])])?", host
+                    )
+                    if hm:
+                        fact.remote_host = hm.group(1).lower().rstrip(".")
+                        if hm.group(2):
+                            fact.remote_ip = valid_ip(hm.group(2))
+            diag = fl.get("diagnostic-code", "")
+            if ";" in diag[:40]:
+                dtype, _, text = diag.partition(";")
+                fact.diag_type = dtype.strip().upper()
+            else:
+                text = diag
+            text = squeeze(text)
+            human = by_addr.get((rcpt or "").lower(), "")
+            if not human and len(blocks) == 1 and human_blocks:
+                human = human_blocks[0][1]
+            status_note = fl.get("status", "").partition(" ")[2].strip(" ()")
+            if text.isdigit():
+                # "Diagnostic-Code: X-Unix; 255": only an exit status; the words are in the notice.
+                # Sendmail prints the verdict as "554 5.3.0 unknown mailer error 255".
+                words = coded_lines
+                text = squeeze(words + " " + text) if words else text
+            if not text:
+                text = status_note or human or (pre if is_error_text(pre) else "")
+            elif len(blocks) == 1 and transcript_replies:
+                # Sendmail cuts Diagnostic-Code to the first line of a multi-line reply; the
+                # session transcript ("<<< 550-5.7.1 ...") in the notice has all of it.
+                if text[:40] in transcript_replies and len(transcript_replies) > len(text):
+                    text = transcript_replies
+            elif "(in reply to " in human.lower() and "(in reply to " not in text.lower():
+                # Postfix names the SMTP command only in the human part; keep it with the reply.
+                pos = human.lower().find("(in reply to ")
+                text = text + " " + human[pos : pos + 40].split(")")[0] + ")"
+            for fname, table in self.formats.dsn_field_reasons.items():
+                verdict = table.get(fl.get(fname, "").strip().lower())
+                if verdict:
+                    # The sending MTA's own category; like Sisimai, a category that a status
+                    # code alone can't settle (userunknown ...) still gets the phrase probes.
+                    fact.reason = verdict
+            if status_note and status_note.lower() not in text.lower():
+                text = f"{text} ({status_note})"  # "Status: 5.2.1 (mailbox disabled, ...)"
+            fact.command = self.ht.command(human or text) or self.ht.command(text)
+            fact.context = human
+            fill_from_text(fact, text)
+            if not fact.reason and fact.reply_code is None:
+                # No remote reply: the words are the reporting MTA's own verdict.
+                fact.reason = self._phrase_reason(text)
+                if fact.reason:
+                    fact.extra["mta_verdict"] = True
+            if not fact.remote_host and human:
+                probe = Fact()
+                fill_from_text(probe, human)
+                fact.remote_host, fact.remote_ip = probe.remote_host, fact.remote_ip or probe.remote_ip
+            facts.append(fact)
+        return facts
+
+    def from_feedback(self, n: Notice, raw_text: str) -> list[Fact]:
+        fb = n.feedback or {}
+        rcpts = [
+            m.group(1)
+            for m in re.finditer(r"(?im)^original-rcpt-to:\s*<?([^<>\s]{1,320})>?", raw_text[:200000])
+        ]
+        if not rcpts:
+            to = header_addrs(n.original.get("to", ""))
+            rcpts = to[:1] or [""]
+        facts = []
+        for r in rcpts:
+            f = Fact(recipient=r or None, reason="feedback", action="", source="arf")
+            f.extra["feedback_type"] = (fb.get("feedback-type") or "").lower() or None
+            src_ip = fb.get("source-ip", "")
+            if src_ip:
+                f.sender_ip = valid_ip(src_ip)
+            f.diagnostic = squeeze(
+                " ".join(
+                    f"{k}: {v}"
+                    for k, v in fb.items()
+                    if k in ("feedback-type", "user-agent", "source-ip", "reported-domain", "arrival-date")
+                )
+            )
+            facts.append(f)
+        return facts
+
+    def unreadable_report(self, n: Notice) -> list[Fact]:
+        """A delivery report that names no recipient status ("Delivery report unavailable").
+
+        It is a bounce, but nothing in it says why: one `undefined` record for the
+        returned message's recipient.
+        """
+        to = header_addrs(n.original.get("to", ""))
+        if not to:
+            return []
+        _, pre = self.ht.blocks(n.human, set())
+        f = Fact(recipient=to[0], reason="undefined", source="dsn", diagnostic=pre[:500])
+        f.extra["mta_verdict"] = True
+        return [f]
+
+    def autoreply(self, n: Notice) -> list[Fact]:
+        auto = n.header("auto-submitted").lower()
+        subj = n.header("subject").lower()
+        is_auto = auto.startswith("auto-replied") or any(h in n.headers for h in _AUTOREPLY_HEADERS)
+        is_auto = is_auto or n.header("precedence").lower() in ("auto_reply", "auto-reply")
+        is_auto = is_auto or any(s in subj for s in self.formats.autoreply_subjects)
+        if not is_auto:
+            return []
+        frm = header_addrs(n.header("from"))
+        f = Fact(recipient=frm[0] if frm else None, reason="vacation", source="autoreply")
+        f.diagnostic = squeeze(n.human)[:300]
+        return [f]
+
+    def from_text(self, n: Notice, text: str, require_code: bool) -> list[Fact]:
+        exclude = set(header_addrs(n.header("to"))) | set(header_addrs(n.header("from")))
+        exclude |= set(header_addrs(n.original.get("from", "")))
+        blocks, pre = self.ht.blocks(text, exclude)
+        facts: list[Fact] = []
+        whole_delayed = self.delayed(n, text)
+        failed = header_addrs(n.header("x-failed-recipients"))
+        if failed and not any(a in failed for a, _ in blocks):
+            # Exim and Google name the failed recipients in a header: trust it over the text.
+            body = squeeze(pre + " " + " ".join(d for _, d in blocks))[:4000]
+            blocks, pre = [(a, body) for a in failed], ""
+        if not blocks:
+            if not pre or not is_error_text(pre):
+                return []
+            rcpt = None
+            failed = header_addrs(n.header("x-failed-recipients"))
+            orig_to = header_addrs(n.original.get("to", ""))
+            if failed:
+                rcpt = failed[0]
+            elif orig_to:
+                rcpt = orig_to[0]
+            else:
+                # "User's mailbox is full: <rcpt>": the only address the error text names.
+                rcpt = _named_address(pre, exclude)
+            blocks = [(rcpt or "", pre)]
+            pre = ""
+        replies = _transcript_replies(text, single=True) if len(blocks) == 1 else ""
+        for addr, body in blocks:
+            diag = body
+            if not is_error_text(diag) and is_error_text(pre):
+                diag = squeeze(pre + " " + diag)
+            elif replies and replies[:60] not in diag:
+                # Sendmail: the remote reply is in the transcript above the recipient's line.
+                diag = squeeze(replies + " " + diag)
+            fact = Fact(recipient=addr or None, source="text", context=text[:4000])
+            fact.command = self.ht.command(diag)
+            fill_from_text(fact, diag)
+            if fact.reply_code is not None:
+                fact.diag_type = "SMTP"
+            if require_code and not (fact.status or fact.reply_code):
+                continue
+            fact.reason = self._phrase_reason(diag) if not fact.reply_code else ""
+            if fact.reason:
+                fact.extra["mta_verdict"] = True  # the MTA's own words, not a remote reply
+            if whole_delayed:
+                fact.action = "delayed"
+            facts.append(fact)
+        return facts
+
+    def from_reply_lines(self, text: str) -> list[Fact]:
+        """A bare (multi-line) SMTP reply, perhaps with enhanced codes, no recipient."""
+        lines = [ln for ln in clean_lines(text) if ln.strip()]
+        reply_lines = [ln for ln in lines if LINE_PREFIX_RE.match(ln)]
+        if not reply_lines:
+            return []
+        joined = join_reply_lines(reply_lines)
+        fact = Fact(source="smtp-reply", diag_type="SMTP")
+        fact.command = self.ht.command(text)
+        fill_from_text(fact, joined)
+        rest = squeeze(" ".join(ln for ln in lines if ln not in reply_lines))
+        m = ADDR_RE.search(joined) or ADDR_RE.search(rest)
+        if m:
+            fact.recipient = m.group(1)
+        if rest and len(rest) < 600:
+            fact.context = rest
+        return [fact] if (fact.reply_code or fact.status) else []
+
+    def from_logs(self, text: str) -> list[Fact]:
+        return parse_log_lines(clean_lines(text), self.ht)
+
+    def fragment_dsn(self, text: str) -> list[DsnBlock]:
+        blocks = parse_field_blocks(text)
+        return [DsnBlock(b) for b in blocks if "final-recipient" in b or "original-recipient" in b]
+
+
+def any_reply(text: str) -> bool:
+    return bool(find_status(text) or find_reply(text))

@@ -1,0 +1,226 @@
+"""Read recipients and their error text out of a human-readable bounce text.
+
+No per-MTA code: the MTAs' templates share a shape (an address on its own line
+or at the start of a line, then the remote reply or the MTA's reason), and the
+few words that differ are data in knowledge/bounce/mta_formats.yaml.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from knowledge.bounce import MtaFormats
+
+from .fact import Fact
+from .smtp import MAX_DIAG, find_reply, find_status, squeeze, strip_repeated_codes
+from .textin import clean_lines
+
+ADDR_RE = re.compile(
+    r"(?<![\w.+\-=])([A-Za-z0-9_][A-Za-z0-9._%+\-=']{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.){1,8}[A-Za-z]{2,24})(?![\w-])"
+)
+# host[ip] (Postfix), host [ip] (Exim, DragonFly), host (ip), "remote host ip said"
+HOST_IP_RE = re.compile(
+    r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9\-]{0,62}(?:\.[A-Za-z0-9\-]{1,63}){1,10})\.?\s{0,2}[\[(]((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3})[\])]"
+)
+REMOTE_IP_ONLY_RE = re.compile(r"remote host \[?(\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]{3,45})\]? said")
+TALKING_TO_RE = re.compile(
+    r"(?:while talking to|talking to|connect(?:ed|ion)? to) ([A-Za-z0-9][A-Za-z0-9\-.]{1,253}[A-Za-z0-9])\.?[:.]?(?:\s|$)"
+)
+BRACKET_IP_RE = re.compile(r"\[((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3})\]")
+BARE_IP_RE = re.compile(
+    r"(?<![\w.:])(\d{1,3}(?:\.\d{1,3}){3}|(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4})(?![\w.:])"
+)
+_SKIP_BEFORE = (
+    "mail from:",
+    "from:",
+    "sender:",
+    "sender",
+    "envelope-from",
+    "return-path:",
+    "expanded from",
+    "generated from",  # Exim: "(ultimately generated from alias@...)"
+    "reply-to:",
+    "contact",  # "please contact <postmaster@...>"
+    "send mail to",
+    "sent by",  # Exim: "A message sent by <sender> could not be delivered"
+)
+# Sendmail's per-recipient error line: "550 <rcpt>... User unknown" (also "554 5.0.0 <rcpt>...").
+_SENDMAIL_ERROR_PREFIX = re.compile(r"^[245]\d\d(?:[ -][245]\.\d{1,3}\.\d{1,3})?$")
+_MAX_BLOCK_LINES = 80
+
+
+def valid_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip("[]()")))
+    except ValueError:
+        return None
+
+
+def is_error_text(text: str) -> bool:
+    low = text.lower()
+    return bool(find_status(text) or find_reply(text)) or any(
+        w in low
+        for w in (
+            "error", "unknown", "reject", "denied", "fail", "refused", "invalid", "not ",
+            "unable to", "could not", "couldn't", "undeliverable", "is full", "quota", "disabled",
+            "expired",
+        )
+    )  # fmt: skip
+
+
+class HumanText:
+    def __init__(self, formats: MtaFormats) -> None:
+        self.f = formats
+
+    def _strip_boilerplate(self, line: str) -> str:
+        """Remove template phrases, keeping anything else an MTA put on the same line."""
+        low = line.lower()
+        for b in self.f.boilerplate:
+            pos = low.find(b)
+            while pos >= 0:
+                line = line[:pos] + line[pos + len(b) :]
+                low = low[:pos] + low[pos + len(b) :]
+                pos = low.find(b)
+        return line if any(c.isalnum() for c in line) else ""
+
+    def command(self, text: str) -> str:
+        """Which SMTP command the reply answered, from the MTA's explicit wording."""
+        low = text.lower()
+        best, best_pos = "", len(low) + 1
+        transcript: list[tuple[int, str]] = []
+        for cmd, markers in self.f.commands.items():
+            for m in markers:
+                pos = low.find(m)
+                if pos < 0:
+                    continue
+                if m.startswith(">>>"):
+                    transcript.append((pos, cmd))
+                elif pos < best_pos:
+                    best, best_pos = cmd, pos
+        if best:
+            return best
+        err = min((p for p in (low.find("<<< 5"), low.find("<<< 4")) if p >= 0), default=-1)
+        if transcript:
+            before = [t for t in transcript if t[0] < max(err, 0) or err < 0]
+            if before:
+                return max(before)[1]
+        if err >= 0 and ">>> " not in low[:err]:
+            return "CONN"  # a Sendmail transcript with a reply but no command: refused at connect
+        return ""
+
+    def recipients(self, lines: list[str], exclude: set[str]) -> list[tuple[str, int, bool]]:
+        """Failed-recipient anchors: (address, line index, one-line block), first occurrence each.
+
+        A Sendmail error line ("550 <rcpt>... User unknown") holds the whole verdict for its
+        recipient: the lines after it belong to the next recipient's transcript.
+        """
+        out: list[tuple[str, int, bool]] = []
+        seen: set[str] = set()
+        intro_until = -1
+        prev = ""
+        for i, line in enumerate(lines):
+            low = line.lower()
+            if any(p in low for p in self.f.recipient_intro):
+                intro_until = i + 3
+            for m in ADDR_RE.finditer(line):
+                addr = m.group(1).strip(".'").lower()
+                if addr in exclude or addr in seen:
+                    continue
+                before = low[: m.start()].rstrip(" <\"'\t(")
+                if any(before.endswith(s) for s in _SKIP_BEFORE):
+                    continue
+                prefix = before.strip(" -*>:\t")
+                if not prefix and any(prev.endswith(s) for s in _SKIP_BEFORE):
+                    continue  # "A message sent by" / "<sender>" on the next line
+                after = line[m.end() : m.end() + 5].lstrip(">")
+                sendmail_line = bool(_SENDMAIL_ERROR_PREFIX.match(prefix)) and after.startswith("...")
+                ok = not prefix or before.endswith(("rcpt to:", "recipient:", "recipient", "address:"))
+                ok = ok or sendmail_line
+                ok = ok or i <= intro_until or any(p in before for p in self.f.recipient_intro)
+                if ok:
+                    out.append((addr, i, sendmail_line))
+                    seen.add(addr)
+            if low.strip():
+                prev = low.strip().rstrip(" :")
+        return out
+
+    def blocks(self, text: str, exclude: set[str]) -> tuple[list[tuple[str, str]], str]:
+        """[(recipient, diagnostic)] from the text, plus the text before any recipient."""
+        lines = clean_lines(text)
+        anchors = self.recipients(lines, exclude)
+        kept = [
+            (i, t) for i, t in ((i, self._strip_boilerplate(ln)) for i, ln in enumerate(lines)) if t.strip()
+        ]
+        if not anchors:
+            return [], squeeze(" ".join(ln for _, ln in kept[:_MAX_BLOCK_LINES]))[:MAX_DIAG]
+        first = anchors[0][1]
+        pre = squeeze(" ".join(ln for i, ln in kept if i < first))[:MAX_DIAG]
+        out: list[tuple[str, str]] = []
+        for n, (addr, start, one_line) in enumerate(anchors):
+            end = anchors[n + 1][1] if n + 1 < len(anchors) else len(lines)
+            if end == start:  # several addresses on one line share the text after them
+                end = next((a[1] for a in anchors[n + 1 :] if a[1] > start), len(lines))
+            if one_line and n + 1 < len(anchors):
+                end = min(end, start + 1)
+            body = [ln for i, ln in kept if start <= i < end][:_MAX_BLOCK_LINES]
+            out.append((addr, squeeze(" ".join(body))[:MAX_DIAG]))
+        return out, pre
+
+
+def reply_part(text: str) -> str:
+    """The remote server's own words, when the MTA says where they start."""
+    low = text.lower()
+    for marker in (
+        " said: ",
+        " said:",
+        "remote host said:",
+        "the error that the other server returned was:",
+        "smtp error from remote mail server after",
+        "<<< ",
+        "diagnostic-code: smtp;",
+    ):
+        pos = low.find(marker)
+        if pos >= 0:
+            return text[pos + len(marker) :].strip()
+    return text
+
+
+def fill_from_text(fact: Fact, text: str) -> None:
+    """Set status/reply/hosts/IPs/command-independent fields from an error text."""
+    text = strip_repeated_codes(text)
+    fact.diagnostic = fact.diagnostic or text
+    reply_text = reply_part(text)
+    if not fact.status:
+        fact.status = find_status(text) or _hash_status(text)
+    if fact.reply_code is None:
+        fact.reply_code = find_reply(reply_text, fact.status) or find_reply(text, fact.status)
+    if not fact.remote_host:
+        m = HOST_IP_RE.search(text)
+        if m and "." in m.group(1) and not m.group(1)[0].isdigit():
+            fact.remote_host = m.group(1).lower().rstrip(".")
+            fact.remote_ip = fact.remote_ip or valid_ip(m.group(2))
+        else:
+            m2 = REMOTE_IP_ONLY_RE.search(text)
+            if m2:
+                fact.remote_ip = fact.remote_ip or valid_ip(m2.group(1))
+            m3 = TALKING_TO_RE.search(text)
+            if m3 and "." in m3.group(1) and not m3.group(1)[0].isdigit():
+                fact.remote_host = m3.group(1).lower()
+    if not fact.sender_ip:
+        fact.sender_ip = sender_ip_in(reply_text, fact.remote_ip)
+
+
+def _hash_status(text: str) -> str | None:
+    m = re.search(r"\(#([245]\.\d{1,3}\.\d{1,3})\)", text)
+    return m.group(1) if m else None
+
+
+def sender_ip_in(reply: str, remote_ip: str | None) -> str | None:
+    """An IP address the receiving server names in its reply is the sender's (Gmail, Microsoft, Yahoo)."""
+    for rx in (BRACKET_IP_RE, BARE_IP_RE):
+        for m in rx.finditer(reply[:1500]):
+            ip = valid_ip(m.group(1))
+            if ip and ip != remote_ip and not ip.startswith("127."):
+                return ip
+    return None

@@ -1,0 +1,403 @@
+"""Many DNS lookups driven by callbacks: the blocklist engine's hot path.
+
+`Resolver.query()` costs a task and a chain of coroutine resumptions per
+lookup, and every answer waits two trips through the event loop before the
+next query leaves. For a blocklist run (thousands of names, each a 20-100 ms
+round trip) that overhead, not the network, set the pace: answers queued
+behind each other's processing. Here a query is a datagram plus a future
+callback; when an answer (or a timeout) frees a slot, the next query is sent
+from the same callback.
+
+Semantics are those of `Resolver.query()`, shared through its internals:
+- the run's cache: a name asked before (or in flight) is not asked again, and
+  lookups started here are visible to concurrent `query()` callers;
+- the resolver's bound on queries in flight (its `Slots`), its stats, query
+  budget, overall deadline and dead-resolver breaker;
+- attempts: a single server is tried twice with half the timeout each,
+  several servers once each; a truncated answer is retried over TCP (through
+  the coroutine path: rare);
+- per-group manners (`GroupLimit`): at most `in_flight` queries of a group at
+  once and `qps` per second after a `burst`.
+Every lookup ends with a DNSResult, never an exception and never a hang: a
+lookup's timeout is enforced by the socket's reaper as for `query()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+
+import dns.exception
+import dns.message
+
+from handlers.dns import (
+    _HEADER_TAIL,
+    _OPT,
+    DNSResult,
+    GroupLimit,
+    Outcome,
+    Resolver,
+    _from_fast,
+    _from_response,
+    _mux_now,
+    _norm,
+    _pooled_mux,
+    _rdtype,
+    encode_question,
+    fast_parse,
+)
+
+ADMIT_CHUNK = 256  # names admitted between two sends (see Bulk.run)
+
+
+@dataclass
+class _Item:
+    name: str  # normalised, with the final dot
+    rdtype: int
+    tname: str
+    question: bytes
+    future: asyncio.Future[DNSResult]  # the run cache's future for (name, type)
+    group: Hashable
+    attempt: int = 0
+    last: DNSResult | None = None
+
+
+@dataclass
+class _Bucket:
+    """In-flight count and token bucket of one GroupLimit object: groups given the same
+    object (a list's IPv4 and IPv6 names) share the list's manners."""
+
+    limit: GroupLimit
+    in_flight: int = 0
+    tokens: float = 0.0
+    stamp: float = 0.0
+
+
+@dataclass
+class _Group:
+    bucket: _Bucket
+    queue: deque[_Item] = field(default_factory=deque)
+
+
+class Bulk:
+    def __init__(self, resolver: Resolver, limits: Mapping[Hashable, GroupLimit]) -> None:
+        self.r = resolver
+        self.limits = limits
+        self.loop = asyncio.get_running_loop()
+        self.slots = resolver.slots()
+        self.groups: dict[Hashable, _Group] = {}
+        self.buckets: dict[int, _Bucket] = {}  # id(GroupLimit) -> its shared state
+        self.abandoned = False
+        self.order: deque[Hashable] = deque()  # round-robin over groups with work
+        self.waiting = 0  # items queued, not yet sent
+        self.timer: asyncio.TimerHandle | None = None
+        self.pumping = False
+        self.again = False
+        self.closed = False
+        self.skipped: dict[Hashable, str] = {}  # group -> why its unsent names are not asked
+        servers = list(resolver.nameservers)
+        self.attempts = servers if len(servers) > 1 else servers * 2
+        self.per_try = resolver.timeout / 2 if len(servers) == 1 else resolver.timeout
+
+    # ------------------------------------------------------------------ entry
+    async def run(
+        self,
+        requests: Iterable[tuple[str, str, Hashable]],
+        on_result: Callable[[int, DNSResult], None] | None = None,
+    ) -> list[DNSResult]:
+        futures: list[asyncio.Future[DNSResult]] = []
+        for host, port in dict.fromkeys(self.attempts):
+            try:
+                _mux_now(host, port)  # open the socket pool before sending from callbacks
+            except OSError:
+                pass  # unreachable server: each lookup's attempt on it ends as ERROR in _send
+        self.slots.listen(self.pump)
+        try:
+            # Admit in chunks and start sending at once: admitting thousands of names
+            # first would leave the network idle meanwhile.
+            pending = iter(requests)
+            while chunk := list(islice(pending, ADMIT_CHUNK)):
+                for name, rdtype, group in chunk:
+                    futures.append(self._admit(name, rdtype, group))
+                self.pump()
+                if len(chunk) == ADMIT_CHUNK:
+                    await asyncio.sleep(0)  # let answers in while admitting the rest
+        except BaseException:
+            self._abandon()
+            self.slots.unlisten(self.pump)
+            raise
+        if on_result is not None:
+            # Results reach the caller as they come (its work overlaps the network wait);
+            # every call happens before run() returns.
+            hook = on_result
+
+            def relay(i: int) -> Callable[[asyncio.Future[DNSResult]], None]:
+                def call(done: asyncio.Future[DNSResult]) -> None:
+                    if not self.abandoned and not done.cancelled() and done.exception() is None:
+                        hook(i, done.result())
+
+                return call
+
+            for i, f in enumerate(futures):
+                if f.done():
+                    relay(i)(f)
+                else:
+                    f.add_done_callback(relay(i))
+        if self.waiting or any(not f.done() for f in futures):
+            try:
+                # asyncio.wait, not gather: a cancelled caller must not cancel cache
+                # futures that other askers share.
+                await asyncio.wait(set(futures))
+            except BaseException:
+                self._abandon()
+                raise
+            finally:
+                self.closed = True
+                self.slots.unlisten(self.pump)
+                if self.timer is not None:
+                    self.timer.cancel()
+        else:
+            self.closed = True
+            self.slots.unlisten(self.pump)
+        return [f.result() for f in futures]
+
+    def _admit(self, name: str, rdtype: str, group: Hashable) -> asyncio.Future[DNSResult]:
+        r = self.r
+        rdt = _rdtype(rdtype)
+        key = (_norm(name), rdt)
+        cached = r._cache.get(key)
+        if cached is not None:
+            r.stats.cache_hits += 1
+            return cached
+        fut: asyncio.Future[DNSResult] = self.loop.create_future()
+        r._cache[key] = fut
+        r.stats.lookups += 1
+        tname = rdtype.upper()
+        try:
+            question = encode_question(key[0], rdt)
+        except (ValueError, UnicodeError) as exc:
+            fut.set_result(DNSResult(key[0], tname, Outcome.INVALID, error=str(exc)))
+            return fut
+        if r.max_queries is not None and r.stats.lookups > r.max_queries:
+            r.over_budget += 1
+            fut.set_result(DNSResult(key[0], tname, Outcome.BUDGET,
+                                     error=f"query budget of {r.max_queries} lookups per check spent; not asked"))
+            return fut
+        if group in self.skipped:
+            fut.set_result(DNSResult(key[0], tname, Outcome.SKIPPED, error=self.skipped[group]))
+            return fut
+        g = self.groups.get(group)
+        if g is None:
+            limit = self.limits.get(group) or GroupLimit(in_flight=10**9, qps=float("inf"), burst=10**9)
+            bucket = self.buckets.get(id(limit))
+            if bucket is None:
+                bucket = self.buckets[id(limit)] = _Bucket(limit, tokens=float(limit.burst), stamp=time.monotonic())
+            g = self.groups[group] = _Group(bucket)
+        if not g.queue:
+            self.order.append(group)
+        g.queue.append(_Item(key[0], rdt, tname, question, fut, group))
+        self.waiting += 1
+        return fut
+
+    # ------------------------------------------------------------------ sending
+    def pump(self) -> None:
+        """Send queued queries while slots, group caps and rates allow."""
+        if self.closed:
+            return
+        if self.pumping:  # re-entered from a release inside the loop below
+            self.again = True
+            return
+        self.pumping = True
+        try:
+            while True:
+                self.again = False
+                self._pump_once()
+                if not self.again:
+                    break
+        finally:
+            self.pumping = False
+
+    def _pump_once(self) -> None:
+        now = time.monotonic()
+        earliest: float | None = None
+        blocked = 0  # groups passed over in this round (cap or rate)
+        while self.order and blocked < len(self.order):
+            group = self.order[0]
+            g = self.groups[group]
+            b = g.bucket
+            lim = b.limit
+            if b.in_flight >= lim.in_flight:
+                self.order.rotate(-1)
+                blocked += 1
+                continue
+            if lim.qps != float("inf"):
+                b.tokens = min(float(lim.burst), b.tokens + (now - b.stamp) * lim.qps)
+                b.stamp = now
+                if b.tokens < 1.0:
+                    wait = (1.0 - b.tokens) / lim.qps
+                    earliest = wait if earliest is None else min(earliest, wait)
+                    self.order.rotate(-1)
+                    blocked += 1
+                    continue
+            if not self.slots.try_acquire():
+                return  # a release calls pump() again
+            item = g.queue.popleft()
+            self.waiting -= 1
+            b.in_flight += 1
+            b.tokens -= 1.0
+            if g.queue:
+                self.order.rotate(-1)  # next group's turn: fair between lists
+            else:
+                self.order.popleft()
+            blocked = 0
+            self._send(item)
+        if earliest is not None:
+            when = self.loop.time() + earliest
+            if self.timer is None or when < self.timer.when():
+                if self.timer is not None:
+                    self.timer.cancel()
+                self.timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.pump()
+
+    def _send(self, item: _Item) -> None:
+        """Send the item's current attempt (its slot and group place are held)."""
+        r = self.r
+        if item.attempt >= len(self.attempts):
+            self._finish(item, item.last or DNSResult(item.name, item.tname, Outcome.TIMEOUT,
+                                                      error="no nameserver answered"))
+            return
+        rem = r.remaining()
+        if rem is not None and rem <= 0:
+            self._finish(item, DNSResult(item.name, item.tname, Outcome.TIMEOUT, error="overall deadline reached"))
+            return
+        now = time.monotonic()
+        if r._first_sent is None:
+            r._first_sent = now
+        elif not r._heard and now - r._first_sent >= r.timeout:
+            self._finish(item, DNSResult(item.name, item.tname, Outcome.TIMEOUT,
+                                         error=f"no nameserver has answered anything in {r.timeout:g}s; not asked"))
+            return
+        host, port = self.attempts[item.attempt]
+        mux = _pooled_mux(host, port)
+        if mux is None:
+            try:
+                mux = _mux_now(host, port)  # the pool is not full yet: open a socket
+            except OSError as exc:
+                # Next loop pass, not now: _send runs inside pump() and must not recurse.
+                self.loop.call_soon(self._failed_attempt, item, DNSResult(
+                    item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {exc}", server=host))
+                return
+        wait = self.per_try if rem is None else min(self.per_try, rem)
+        qid = mux.new_id()
+
+        def answered(outcome: bytes | BaseException) -> None:
+            # Called by the socket itself (datagram, ICMP error or reaper timeout): no
+            # future and no extra trip through the event loop per answer.
+            self._on_answer(item, host, port, outcome)
+
+        mux.expect(qid, answered, wait, item.question)
+        r.stats.asked += 1
+        mux.send(qid.to_bytes(2, "big") + _HEADER_TAIL + item.question + _OPT)
+
+    # ------------------------------------------------------------------ answers
+    def _on_answer(self, item: _Item, host: str, port: int, outcome: bytes | BaseException) -> None:
+        r = self.r
+        if isinstance(outcome, BaseException):
+            r.stats.failed += 1
+            if isinstance(outcome, TimeoutError):
+                res = DNSResult(item.name, item.tname, Outcome.TIMEOUT, error=f"{host}:{port} did not answer",
+                                server=host)
+            else:
+                res = DNSResult(item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {outcome}",
+                                server=host)
+            self._retry(item, res)
+            return
+        data = outcome
+        r._heard = True
+        if data[2] & 0x02:
+            # Truncated: the coroutine path retries over TCP. Rare; keeps one code for it.
+            self.loop.create_task(self._tcp(item, host, port))
+            return
+        try:
+            fast = fast_parse(data, len(item.question), item.rdtype)
+            if fast is not None:
+                res = _from_fast(item.name, item.tname, fast, host)
+            else:
+                msg = dns.message.from_wire(data, ignore_trailing=True)
+                res = _from_response(item.name, item.tname, item.rdtype, msg, host)  # type: ignore[arg-type]
+        except dns.exception.DNSException as exc2:
+            r.stats.failed += 1
+            self._retry(item, DNSResult(item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {exc2}",
+                                        server=host))
+            return
+        if res.definitive:
+            r.stats.answered += 1
+            self._finish(item, res)
+            return
+        r.stats.failed += 1
+        self._retry(item, res)
+
+    async def _tcp(self, item: _Item, host: str, port: int) -> None:
+        res = DNSResult(item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: TCP retry did not complete",
+                        server=host)
+        try:
+            res = await self.r._send(item.name, item.rdtype, item.tname, item.question)  # type: ignore[arg-type]
+        finally:
+            self._finish(item, res)  # always: the slot and the cache future must not leak
+
+    def _retry(self, item: _Item, res: DNSResult) -> None:
+        item.last = res
+        item.attempt += 1
+        self._send(item)
+
+    def _failed_attempt(self, item: _Item, res: DNSResult) -> None:
+        self.r.stats.failed += 1
+        self._retry(item, res)
+
+    def _finish(self, item: _Item, res: DNSResult) -> None:
+        if not item.future.done():
+            item.future.set_result(res)
+        self.groups[item.group].bucket.in_flight -= 1
+        self.slots.release()  # may re-enter pump() through the listener
+        self.pump()
+
+    def skip(self, group: Hashable, reason: str) -> int:
+        """End the group's unsent names as SKIPPED (and those admitted later); how many."""
+        self.skipped[group] = reason
+        g = self.groups.get(group)
+        if g is None or not g.queue:
+            return 0
+        dropped = 0
+        while g.queue:
+            item = g.queue.popleft()
+            dropped += 1
+            if not item.future.done():
+                item.future.set_result(DNSResult(item.name, item.tname, Outcome.SKIPPED, error=reason))
+        self.waiting -= dropped
+        if group in self.order:
+            self.order.remove(group)
+        return dropped
+
+    def _abandon(self) -> None:
+        """The caller was cancelled: drop what was never sent, so the cache holds no
+        future that nobody will complete (a later ask retries the name)."""
+        self.closed = True
+        self.abandoned = True  # no more on_result calls
+        for g in self.groups.values():
+            while g.queue:
+                item = g.queue.popleft()
+                if self.r._cache.get((item.name, item.rdtype)) is item.future:
+                    del self.r._cache[(item.name, item.rdtype)]
+                if not item.future.done():
+                    # Others may share this future (another check on the same resolver):
+                    # they get a non-definitive answer, never our cancellation.
+                    item.future.set_result(DNSResult(item.name, item.tname, Outcome.TIMEOUT,
+                                                     error="not asked: the check that asked it was cancelled"))
+        self.waiting = 0

@@ -1,0 +1,144 @@
+"""The full domain audit: every check, run concurrently on one per-run resolver.
+
+Only true data dependencies are sequential (MX -> A/AAAA -> PTR -> A, SPF
+include chains, DMARC -> BIMI's enforcement check); everything else starts at
+once, so the wall time is the longest dependency chain, not the sum of queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from handlers.dkim import audit_dkim
+from handlers.dmarc import audit_dmarc
+from handlers.dns import Resolver
+from handlers.model import BlocklistResult, Finding, Report
+from handlers.mx import MXInfo, audit_mx, mx_details
+from handlers.policy_records import audit_bimi, audit_dnssec, audit_mta_sts, audit_tls_rpt
+from handlers.requirements import summarize, verdicts
+
+
+async def audit_domain(
+    domain: str,
+    resolver: Resolver,
+    *,
+    selectors: list[str] | None = None,
+    ips: list[str] | None = None,
+    fetch_policies: bool = True,
+    blocklists: bool = True,
+) -> Report:
+    from handlers.blocklists import check_blocklists, prefetch_test_points
+    from handlers.ptr import check_ptr
+    from handlers.spf.audit import audit_spf
+
+    t0 = time.monotonic()
+    report = Report(kind="domain", subject=domain)
+    given_ips = list(dict.fromkeys(ips or []))
+    bl_results: list[BlocklistResult] = []
+    bl_findings: list[Finding] = []
+
+    # Warm the cache for records whose checks wait on another check's result.
+    prefetch: list[Awaitable[Any]] = [resolver.txt(f"default._bimi.{domain}"), resolver.txt(f"_mta-sts.{domain}")]
+    if blocklists:
+        # IPv4 and domain lists' test entries now; IPv6 ones only if an IPv6 target turns up.
+        prefetch.append(prefetch_test_points(resolver, ("ip4", "domain")))
+
+    async def ip_checks(targets: list[str], role: str) -> tuple[list[Finding], dict[str, Any]]:
+        results = await asyncio.gather(*(check_ptr(resolver, ip, role=role) for ip in targets))
+        found: list[Finding] = []
+        info: dict[str, Any] = {}
+        for ip, (f, d) in zip(targets, results, strict=True):
+            found.extend(f)
+            info[ip] = d
+        return found, info
+
+    async def lists(ip_targets: list[str], domains: list[str], roles: dict[str, str]) -> None:
+        if not blocklists or not (ip_targets or domains):
+            return
+        res, fnd = await check_blocklists(resolver, ip_targets, domains, roles=roles)
+        bl_results.extend(res)
+        bl_findings.extend(fnd)
+
+    async def mx_chain() -> tuple[list[Finding], MXInfo, list[Finding], dict[str, Any], list[Finding]]:
+        mx_f, info = await audit_mx(resolver, domain)
+        mx_ips = [] if info.null_mx else info.all_addresses
+        ptr_task = ip_checks([ip for ip in mx_ips if ip not in given_ips], "mx")
+        lists_task = lists(mx_ips, [], dict.fromkeys(mx_ips, "mx"))
+        sts_task = (
+            audit_mta_sts(resolver, domain, [h for _p, h in info.hosts], fetch=fetch_policies)
+            if not info.null_mx and not info.nxdomain
+            else _none_pair()
+        )
+        tls_task = audit_tls_rpt(resolver, domain) if not info.null_mx and not info.nxdomain else _none_list()
+        (ptr_f, ptr_d), _, (sts_f, sts_d), tls_f = await asyncio.gather(ptr_task, lists_task, sts_task, tls_task)
+        report.details["mta_sts"] = sts_d
+        return mx_f, info, ptr_f, ptr_d, sts_f + tls_f
+
+    async def dmarc_then_bimi() -> tuple[list[Finding], dict[str, Any], list[Finding]]:
+        d_f, d_d = await audit_dmarc(resolver, domain)
+        tags = d_d.get("tags") or {}
+        policy = tags.get("sp" if d_d.get("inherited_from") else "p", tags.get("p"))
+        b_f = await audit_bimi(resolver, domain, (policy or "").lower() or None, tags.get("pct"))
+        return d_f, d_d, b_f
+
+    # Independent work starts now; the typed gather below waits for the main checks.
+    ip_task = asyncio.ensure_future(ip_checks(given_ips, "sending"))
+    lists_task = asyncio.ensure_future(
+        lists(given_ips, [domain], {**dict.fromkeys(given_ips, "sending"), domain: "domain"})
+    )
+    prefetched = asyncio.gather(*prefetch)
+    (
+        (mx_f, mx_info, mxptr_f, mxptr_d, transport_f),
+        (spf_f, spf_tree),
+        (dmarc_f, dmarc_d, bimi_f),
+        (dkim_f, dkim_d),
+        dnssec_f,
+    ) = await asyncio.gather(
+        mx_chain(),
+        audit_spf(resolver, domain),
+        dmarc_then_bimi(),
+        audit_dkim(resolver, domain, selectors),
+        audit_dnssec(resolver, domain),
+    )
+    ipptr_f, ipptr_d = await ip_task
+    await lists_task
+    await prefetched
+
+    findings: list[Finding] = [*spf_f, *dkim_f, *dmarc_f, *mx_f, *ipptr_f, *mxptr_f, *transport_f, *bimi_f,
+                               *dnssec_f, *bl_findings]
+    sending_ips = given_ips or ([] if mx_info.null_mx else mx_info.all_addresses)
+    tags = dmarc_d.get("tags") or {}
+    visible = summarize(
+        findings,
+        sending_ips=sending_ips,
+        ips_source="given with --ip" if given_ips else "the MX hosts' addresses",
+        null_mx=mx_info.null_mx,
+        dmarc_policy=tags.get("p"),
+    )
+    if not mx_info.nxdomain:
+        findings.extend(verdicts(domain, visible))
+    report.findings = findings
+    report.blocklists = bl_results
+    report.details.update(
+        {
+            "spf": spf_tree,
+            "dmarc": dmarc_d,
+            "dkim": dkim_d,
+            "mx": mx_details(mx_info),
+            "ptr": {**ipptr_d, **mxptr_d},
+        }
+    )
+    report.dns_stats = resolver.stats.as_dict()
+    report.duration_ms = int((time.monotonic() - t0) * 1000)
+    return report
+
+
+async def _none_pair() -> tuple[list[Finding], dict[str, Any]]:
+    return [], {}
+
+
+async def _none_list() -> list[Finding]:
+    return []

@@ -1,0 +1,301 @@
+"""Parse a pasted or uploaded message source into what the checks need (sync, bounded).
+
+Runs in a worker thread (asyncio.to_thread). Every size is capped so hostile
+input (megabytes of junk, thousands of headers, deep MIME trees) costs bounded
+time: the raw header block, the number of headers and MIME parts walked, the
+text kept from bodies and the number of URLs extracted.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import email.utils
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .charset import decode, decode_header_value, guess_decode, rfc2231_value
+
+MAX_INPUT = 5 * 1024 * 1024
+MAX_HEADER_BLOCK = 512 * 1024
+MAX_HEADERS = 2000
+MAX_HEADER_VALUE = 16000
+MAX_PARTS = 200
+MAX_DEPTH = 10
+MAX_TEXT = 200_000
+MAX_URL_HOSTS = 200
+MAX_PREAMBLE_LINES = 8
+
+_HEADER_LINE = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}[ \t]{0,4}:")
+_URL = re.compile(r"(?i)\b(?:https?|hxxps?)://([^\s/?#<>\"'()\[\]{}\\|^`]{1,300})")
+_WWW = re.compile(r"(?i)(?<![\w.@/-])(www\d{0,3}\.[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,8})")
+_HOST_OK = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
+_TAG = re.compile(r"<[^<>]{0,4000}>")
+_STYLE = re.compile(r"(?is)<(script|style)\b[^>]{0,2000}>.{0,200000}?</\1\s{0,10}>")
+_BREAK = re.compile(r"(?i)<br\s{0,4}/?>|</p\s{0,4}>|</div\s{0,4}>|</tr\s{0,4}>|</h\d\s{0,4}>|</li\s{0,4}>")
+_HREF = re.compile(r"""(?i)\bhref\s{0,4}=\s{0,4}["']?\s{0,4}(?:https?:)?//([^\s/?#<>"']{1,300})""")
+
+
+@dataclass
+class Attachment:
+    filename: str
+    raw_filename: str  # as written in the header (before decoding)
+    content_type: str
+    size: int
+    encoding_note: str = ""  # how the name was encoded (rfc2231 / encoded-word / raw 8-bit)
+
+
+@dataclass
+class ParsedMessage:
+    raw: bytes  # the message as given to DKIM (mbox line / preamble removed)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # (name, raw unfolded value)
+    body_text: str = ""  # readable text of the body (text/plain preferred, else html stripped)
+    html_present: bool = False
+    text_parts: int = 0
+    attachments: list[Attachment] = field(default_factory=list)
+    url_hosts: list[str] = field(default_factory=list)
+    content_type: str = ""
+    charsets: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+    truncated: bool = False
+    header_only: bool = False  # no body at all (a headers-only paste)
+    parts_seen: int = 0
+
+    def all(self, name: str) -> list[str]:
+        low = name.lower()
+        return [v for n, v in self.headers if n.lower() == low]
+
+    def first(self, name: str) -> str | None:
+        vals = self.all(name)
+        return vals[0] if vals else None
+
+    def decoded(self, name: str) -> str | None:
+        v = self.first(name)
+        return None if v is None else decode_header_value(v)
+
+    def has(self, name: str) -> bool:
+        low = name.lower()
+        return any(n.lower() == low for n, _ in self.headers)
+
+
+# ---------------------------------------------------------------------------
+def to_bytes(data: bytes | str) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    text = str(data)
+    return text.encode("utf-8", "surrogateescape")
+
+
+def unslack(text: str) -> str:
+    """Undo Slack's markup in a pasted header block (links, entities, code fences)."""
+    if "```" in text:
+        text = text.replace("```", "\n")
+    if "<mailto:" in text or "|" in text or "<http" in text:
+        text = re.sub(r"<(?:mailto:|https?://)[^<>|\s]{1,2000}\|([^<>\n]{0,2000})>", r"\1", text)
+        text = re.sub(r"<mailto:([^<>|\s]{1,500})>", r"\1", text)
+    head = text[:MAX_HEADER_BLOCK]
+    if "&lt;" in head and "<" not in head.replace("&lt;", ""):
+        text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text
+
+
+def strip_preamble(raw: bytes) -> tuple[bytes, int]:
+    """Drop an mbox "From " line, leading blank lines and a few lines of prose before the headers."""
+    lines = raw[: 64 * 1024].split(b"\n", MAX_PREAMBLE_LINES + 2)
+    skip = 0
+    for i, line in enumerate(lines[: MAX_PREAMBLE_LINES + 1]):
+        if _HEADER_LINE.match(line.lstrip(b"\xef\xbb\xbf")):
+            if i == 0:
+                return raw.lstrip(b"\xef\xbb\xbf") if raw.startswith(b"\xef\xbb\xbf") else raw, 0
+            skip = sum(len(x) + 1 for x in lines[:i])
+            return raw[skip:], i
+    return raw, 0
+
+
+def _split_header_block(raw: bytes) -> tuple[bytes, bytes]:
+    m = re.search(rb"\r?\n\r?\n", raw[:MAX_HEADER_BLOCK])
+    if m is None:
+        if len(raw) <= MAX_HEADER_BLOCK:
+            return raw, b""
+        return raw[:MAX_HEADER_BLOCK], raw[MAX_HEADER_BLOCK:]
+    return raw[: m.start()], raw[m.end() :]
+
+
+def parse_headers(block: bytes) -> tuple[list[tuple[str, str]], list[str]]:
+    """Unfolded (name, value) pairs in order; values as text (8-bit bytes kept as surrogates)."""
+    out: list[tuple[str, str]] = []
+    defects: list[str] = []
+    cur_name: str | None = None
+    cur_val: list[str] = []
+    for line in block.replace(b"\r\n", b"\n").split(b"\n"):
+        if len(out) >= MAX_HEADERS:
+            defects.append(f"more than {MAX_HEADERS} header fields; the rest were ignored")
+            break
+        text = line.decode("utf-8", "surrogateescape")
+        if text[:1] in (" ", "\t"):
+            if cur_name is not None and sum(len(v) for v in cur_val) < MAX_HEADER_VALUE:
+                cur_val.append(text)
+            continue
+        if cur_name is not None:
+            out.append((cur_name, _unfold(cur_val)))
+            cur_name, cur_val = None, []
+        if not text.strip():
+            continue
+        name, sep, value = text.partition(":")
+        if not sep or not name.strip() or len(name) > 76 or " " in name.strip():
+            defects.append(f"not a header line: {text[:60]!r}")
+            continue
+        cur_name, cur_val = name.strip(), [value]
+    if cur_name is not None:
+        out.append((cur_name, _unfold(cur_val)))
+    return out, defects
+
+
+def _unfold(parts: list[str]) -> str:
+    return " ".join(p.strip() for p in parts if p.strip())[:MAX_HEADER_VALUE]
+
+
+def parse_message(data: bytes | str) -> ParsedMessage:
+    raw = to_bytes(unslack(data) if isinstance(data, str) else data)
+    notes: list[str] = []
+    truncated = False
+    if len(raw) > MAX_INPUT:
+        raw = raw[:MAX_INPUT]
+        truncated = True
+        notes.append(f"The input is larger than {MAX_INPUT // (1024 * 1024)} MB; only the first part was read.")
+    raw, skipped = strip_preamble(raw)
+    if skipped:
+        notes.append(f"{skipped} line(s) of text before the first header were ignored.")
+    block, body = _split_header_block(raw)
+    headers, defects = parse_headers(block)
+    pm = ParsedMessage(raw=raw, headers=headers, notes=notes, defects=defects, truncated=truncated)
+    pm.header_only = not body.strip()
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except Exception as exc:  # the stdlib parser is lenient; this is belt and braces
+        pm.defects.append(f"MIME parse failed: {type(exc).__name__}")
+        pm.body_text = guess_decode(body[:MAX_TEXT])
+        return pm
+    pm.content_type = _safe(lambda: msg.get_content_type(), "text/plain")
+    texts: list[str] = []
+    htmls: list[str] = []
+    _walk(msg, pm, texts, htmls, 0)
+    plain = "\n".join(texts).strip()
+    html_text = "\n".join(_html_to_text(h) for h in htmls).strip()
+    pm.html_present = bool(htmls)
+    pm.body_text = (plain if len(plain) >= len(html_text) // 4 or not html_text else html_text)[:MAX_TEXT]
+    pm.url_hosts = _url_hosts("\n".join([*texts, *htmls]))
+    return pm
+
+
+def _safe(fn: Any, default: Any) -> Any:
+    try:
+        return fn()
+    except Exception:
+        return default
+
+
+def _walk(part: email.message.Message, pm: ParsedMessage, texts: list[str], htmls: list[str], depth: int) -> None:
+    if pm.parts_seen >= MAX_PARTS or depth > MAX_DEPTH:
+        if "MIME tree too large" not in " ".join(pm.defects):
+            pm.defects.append(f"MIME tree too large (more than {MAX_PARTS} parts or {MAX_DEPTH} levels); the rest was skipped")
+        return
+    pm.parts_seen += 1
+    ctype = _safe(lambda: part.get_content_type(), "text/plain")
+    if part.is_multipart():
+        payload = _safe(lambda: part.get_payload(), [])
+        if isinstance(payload, list):
+            for sub in payload:
+                if isinstance(sub, email.message.Message):
+                    _walk(sub, pm, texts, htmls, depth + 1)
+        return
+    filename = _filename(part)
+    disp = (_safe(lambda: part.get_content_disposition(), None) or "").lower()
+    charset = _safe(lambda: part.get_content_charset(), None)
+    if charset and charset not in pm.charsets:
+        pm.charsets.append(charset)
+    payload = _safe(lambda: part.get_payload(decode=True), None)
+    data = payload if isinstance(payload, bytes) else b""
+    if filename is not None or disp == "attachment" or (
+        depth > 0 and not ctype.startswith("text/") and ctype != "message/rfc822"
+    ):
+        name, raw_name, note = filename if filename is not None else ("", "", "")
+        if len(pm.attachments) < 100:
+            pm.attachments.append(Attachment(name, raw_name, ctype, len(data), note))
+        return
+    if ctype == "text/plain" or ctype == "text/html":
+        text = decode(data, charset) if data else ""
+        if len(text) > MAX_TEXT:
+            text = text[:MAX_TEXT]
+        pm.text_parts += 1
+        (htmls if ctype == "text/html" else texts).append(text)
+
+
+def _filename(part: email.message.Message) -> tuple[str, str, str] | None:
+    """(decoded name, name as written, how it was encoded) or None when the part has no name."""
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        value = _safe(lambda h=header, p=param: part.get_param(p, header=h), None)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            raw = "".join(str(v) for v in value if v)
+            return rfc2231_value(value).strip(), raw[:500], "rfc2231"
+        text = str(value)
+        note = "encoded-word" if "=?" in text else ("raw 8-bit" if any(ord(c) > 127 for c in text) else "")
+        return decode_header_value(email.utils.unquote(text)).strip(), text[:500], note
+    return None
+
+
+def _html_to_text(src: str) -> str:
+    src = src[:MAX_TEXT]
+    src = _STYLE.sub(" ", src)
+    src = _BREAK.sub("\n", src)
+    src = _TAG.sub(" ", src)
+    try:
+        return html.unescape(src)
+    except Exception:
+        return src
+
+
+def _url_hosts(text: str) -> list[str]:
+    hosts: list[str] = []
+    seen: set[str] = set()
+    for rx in (_URL, _HREF, _WWW):
+        for m in rx.finditer(text[: MAX_TEXT * 2]):
+            host = _clean_host(m.group(1))
+            if host and host not in seen:
+                seen.add(host)
+                hosts.append(host)
+                if len(hosts) >= MAX_URL_HOSTS:
+                    return hosts
+    return hosts
+
+
+def _clean_host(raw: str) -> str | None:
+    host = raw.rsplit("@", 1)[-1]  # userinfo
+    if host.startswith("["):
+        return None  # IP literal
+    host = host.split(":", 1)[0].strip(".").lower()
+    host = host.rstrip(".,;:!?)")
+    try:
+        host = host.encode("idna").decode("ascii") if any(ord(c) > 127 for c in host) else host
+    except UnicodeError:
+        return None
+    if not _HOST_OK.match(host) or len(host) > 253:
+        return None
+    if re.fullmatch(r"[\d.]+", host):
+        return None  # dotted IP
+    return host
+
+
+def header_date(value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except Exception:
+        return None

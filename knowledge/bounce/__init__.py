@@ -1,0 +1,355 @@
+"""Bounce-analysis knowledge: typed loader for the YAML files beside this module.
+
+The analyser in ``handlers/bounce`` is generic; everything it knows about
+reasons, providers and MTA formats lives in these files:
+
+- ``reasons_by_status.yaml``: RFC 3463 status / reply code -> reason.
+- ``text_rules.yaml``: generic phrase -> reason rules and the order they are tried.
+- ``mta_formats.yaml``: markers of non-standard bounce texts (where the returned
+  message starts, how recipients are introduced, SMTP command hints, log formats).
+- ``explanations.yaml``: plain-language text per reason (en/ja).
+- ``providers/*.yaml``: one file per receiving provider: how to recognise it and
+  rows of (reply, status, text fragment) -> reason + remediation ids + source URL.
+
+Adding a provider means adding a YAML file. Files are read once, lazily, and
+every pattern is compiled at load time; a file that does not validate raises
+at first use (the test suite loads them all).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from knowledge.schema import REASONS  # the one copy of Sisimai's reason vocabulary
+
+HERE = Path(__file__).resolve().parent
+
+
+# Provider-specific remediation ids other modules may reference (the texts live in
+# knowledge/remediation/). `bounce.<reason>` ids are always allowed.
+PROVIDER_REMEDIATION_IDS: frozenset[str] = frozenset(
+    {
+        "provider.google.postmaster_tools", "provider.google.sender_guidelines",
+        "provider.google.not_authorized", "provider.microsoft.snds_jmrp",
+        "provider.microsoft.delist", "provider.microsoft.consumer_silent_drop",
+        "provider.microsoft.requirements_5_7_515", "provider.yahoo.sender_hub",
+        "provider.apple.postmaster", "provider.jp_carrier.filters", "postfix.ipv4_only_smtp",
+        "ptr.set_reverse_dns", "blocklist.delist", "spf.add_record", "dkim.publish_key",
+        "dmarc.publish",
+    }
+)  # fmt: skip
+
+_STATUS_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+_REPLY_RE = re.compile(r"^[245]\d\d$")
+
+
+def _check_reason(value: str) -> str:
+    if value not in REASONS:
+        raise ValueError(f"unknown reason {value!r}")
+    return value
+
+
+def _check_remediation(ids: list[str]) -> list[str]:
+    for rid in ids:
+        if rid.startswith("bounce.") and rid[7:] in REASONS:
+            continue
+        if rid not in PROVIDER_REMEDIATION_IDS:
+            raise ValueError(f"remediation id {rid!r} is not in the agreed list")
+    return ids
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- text rules
+class PhraseRule(_Strict):
+    contains: list[str] = Field(default_factory=list)
+    aligned: list[list[str]] = Field(default_factory=list)
+    not_contains: list[str] = Field(default_factory=list)
+
+    @field_validator("contains", "not_contains")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.lower() for v in value]
+
+    @field_validator("aligned")
+    @classmethod
+    def _lower_pairs(cls, value: list[list[str]]) -> list[list[str]]:
+        if any(len(p) < 2 for p in value):
+            raise ValueError("an aligned rule needs at least two parts")
+        return [[v.lower() for v in p] for p in value]
+
+    def matches(self, text: str) -> bool:
+        """`text` must already be lower-case."""
+        if not text:
+            return False
+        if any(n in text for n in self.not_contains):
+            return False
+        if any(c in text for c in self.contains):
+            return True
+        return any(_aligned(text, parts) for parts in self.aligned)
+
+
+def _aligned(text: str, parts: list[str]) -> bool:
+    # Every part occurs, each after the previous one (plain str.find: linear, no regex).
+    pos = 0
+    for part in parts:
+        idx = text.find(part, pos)
+        if idx < 0:
+            return False
+        pos = idx + len(part)
+    return True
+
+
+class ClassOrder(_Strict):
+    probe: list[str]
+    fallback: list[str]
+
+    @field_validator("probe", "fallback")
+    @classmethod
+    def _reasons(cls, value: list[str]) -> list[str]:
+        return [_check_reason(v) for v in value]
+
+
+class TextRules(_Strict):
+    source: str
+    order: ClassOrder
+    reasons: dict[str, PhraseRule]
+
+    @field_validator("reasons")
+    @classmethod
+    def _known(cls, value: dict[str, PhraseRule]) -> dict[str, PhraseRule]:
+        for name in value:
+            _check_reason(name)
+        return value
+
+    def match(self, reason: str, text: str) -> bool:
+        rule = self.reasons.get(reason)
+        return rule.matches(text) if rule else False
+
+
+# ---------------------------------------------------------- status -> reason
+class StatusTable(_Strict):
+    source: str
+    rfc: str
+    status: dict[str, str]
+    reply_codes: dict[str, str]
+    retry: list[str]
+    hard_reasons: list[str]
+    hard_if_permanent: list[str] = Field(default_factory=list)
+    never_hard: list[str]
+
+    @field_validator("status", "reply_codes")
+    @classmethod
+    def _reasons(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, reason in value.items():
+            if not (_STATUS_RE.match(code) or _REPLY_RE.match(code)):
+                raise ValueError(f"bad code {code!r}")
+            _check_reason(reason)
+        return value
+
+    def name(self, status: str | None) -> str:
+        return self.status.get(status or "", "")
+
+
+# ------------------------------------------------------------------ providers
+class ProviderRule(_Strict):
+    reason: str
+    text: str = ""
+    code: str = ""  # regex for a provider's own code such as "TSS04" or "AUP#CXBL" (case-sensitive)
+    reply: str = ""
+    status: str = ""
+    # The SMTP command the reply answered (RCPT, DATA ...), when the provider's meaning
+    # depends on it (NTT docomo: "550 Unknown user" after DATA is a filter, not a user).
+    command: str = ""
+    remediation: list[str] = Field(default_factory=list)
+    source: str = ""
+    note: str = ""
+
+    _check = field_validator("reason")(classmethod(lambda cls, v: _check_reason(v)))
+    _rem = field_validator("remediation")(classmethod(lambda cls, v: _check_remediation(v)))
+
+    @field_validator("text")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _needs_something(self) -> ProviderRule:
+        if not (self.text or self.code):
+            raise ValueError("a provider rule needs `text` or `code`")
+        if self.status and not _STATUS_RE.match(self.status):
+            raise ValueError(f"bad status {self.status!r}")
+        if self.reply and not _REPLY_RE.match(self.reply):
+            raise ValueError(f"bad reply code {self.reply!r}")
+        return self
+
+    def matches(
+        self, lowered: str, original: str, reply: int | None, status: str | None, command: str = ""
+    ) -> bool:
+        if self.command and self.command != command:
+            return False
+        if self.text and self.text not in lowered:
+            return False
+        if self.code and not _code_re(self.code).search(original):
+            return False
+        # Like Sisimai: the class digit (4/5) is ignored, the rest must agree when given.
+        if self.status and status and self.status[1:] != status[1:]:
+            return False
+        if self.status and not status and self.reply and reply is None:
+            return False
+        return not (self.reply and reply is not None and self.reply[1:] != str(reply)[1:])
+
+
+@lru_cache(maxsize=512)
+def _code_re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+class ProviderDetect(_Strict):
+    hosts: list[str] = Field(default_factory=list)  # regexes on the remote host name
+    text: list[str] = Field(default_factory=list)  # markers in the reply text (case-insensitive)
+    codes: list[str] = Field(default_factory=list)  # regexes on the original reply (provider codes)
+    recipient_domains: list[str] = Field(default_factory=list)
+
+
+class Provider(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    detect: ProviderDetect
+    remediation: list[str] = Field(default_factory=list)
+    source: str = ""
+    rules: list[ProviderRule] = Field(default_factory=list)
+    # Extra remediation for `delivered` (accepted by this provider's MX).
+    delivered_remediation: list[str] = Field(default_factory=list)
+    delivered_note: str = ""
+
+    _rem = field_validator("remediation", "delivered_remediation")(
+        classmethod(lambda cls, v: _check_remediation(v))
+    )
+
+
+class CompiledProvider:
+    """A provider with its detection patterns compiled once."""
+
+    def __init__(self, spec: Provider) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.host_res = [re.compile(p, re.I) for p in spec.detect.hosts]
+        self.code_res = [re.compile(p) for p in spec.detect.codes]
+        self.text_markers = [t.lower() for t in spec.detect.text]
+        self.domains = {d.lower() for d in spec.detect.recipient_domains}
+
+    def host_matches(self, host: str) -> bool:
+        return bool(host) and any(r.search(host) for r in self.host_res)
+
+    def text_matches(self, lowered: str, original: str) -> bool:
+        if any(m in lowered for m in self.text_markers):
+            return True
+        return any(r.search(original) for r in self.code_res)
+
+
+# ----------------------------------------------------------------- MTA formats
+class LogFormat(_Strict):
+    name: str
+    pattern: str
+
+
+class MtaFormats(_Strict):
+    source: str
+    bounce_senders: list[str]
+    bounce_subjects: list[str]
+    original_message_markers: list[str]
+    boilerplate: list[str]
+    recipient_intro: list[str]
+    commands: dict[str, list[str]]
+    delayed_markers: list[str]
+    expired_markers: list[str]
+    autoreply_subjects: list[str]
+    feedback_subjects: list[str] = Field(default_factory=list)
+    reasons_by_phrase: dict[str, list[str]] = Field(default_factory=dict)
+    # Vendor DSN fields that carry the MTA's own bounce category, e.g.
+    # "X-PowerMTA-BounceCategory: bad-mailbox": field (lower-case) -> value -> reason.
+    dsn_field_reasons: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("dsn_field_reasons")
+    @classmethod
+    def _field_reasons(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for table in value.values():
+            for name in table.values():
+                _check_reason(name)
+        return {k.lower(): {v.lower(): r for v, r in t.items()} for k, t in value.items()}
+
+    @field_validator("reasons_by_phrase")
+    @classmethod
+    def _reasons(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in value:
+            _check_reason(name)
+        return {k: [p.lower() for p in v] for k, v in value.items()}
+
+
+# ---------------------------------------------------------------- explanations
+class ReasonText(_Strict):
+    en: str
+    ja: str = ""
+    hard: Literal["yes", "no", "depends"] = "depends"
+
+
+class Explanations(_Strict):
+    reasons: dict[str, ReasonText]
+    delivered_note: ReasonText
+    not_a_bounce: ReasonText
+    truncated: ReasonText
+    delays: ReasonText
+
+    @field_validator("reasons")
+    @classmethod
+    def _all(cls, value: dict[str, ReasonText]) -> dict[str, ReasonText]:
+        missing = set(REASONS) - set(value)
+        if missing:
+            raise ValueError(f"explanations missing for {sorted(missing)}")
+        return value
+
+
+# ---------------------------------------------------------------------- loader
+def _read(path: Path) -> object:
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+class BounceKnowledge:
+    def __init__(self, base: Path = HERE) -> None:
+        self.text_rules = TextRules.model_validate(_read(base / "text_rules.yaml"))
+        self.status = StatusTable.model_validate(_read(base / "reasons_by_status.yaml"))
+        self.formats = MtaFormats.model_validate(_read(base / "mta_formats.yaml"))
+        self.explanations = Explanations.model_validate(_read(base / "explanations.yaml"))
+        providers = [Provider.model_validate(_read(p)) for p in sorted((base / "providers").glob("*.yaml"))]
+        ids = [p.id for p in providers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("duplicate provider id")
+        self.providers = [CompiledProvider(p) for p in providers]
+        self.by_id = {p.id: p for p in self.providers}
+
+
+@lru_cache(maxsize=1)
+def load() -> BounceKnowledge:
+    """The knowledge base, read and validated once per process."""
+    return BounceKnowledge()
+
+
+__all__ = [
+    "PROVIDER_REMEDIATION_IDS",
+    "REASONS",
+    "BounceKnowledge",
+    "CompiledProvider",
+    "Provider",
+    "ProviderRule",
+    "load",
+]

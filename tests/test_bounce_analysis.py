@@ -1,0 +1,202 @@
+"""Spec-like tests of `mailcheck bounce`'s engine: what a postmaster pastes, what comes back."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from handlers.bounce import analyse_bounce, extract_followup_targets, looks_like_bounce
+
+SAMPLES = Path(__file__).resolve().parent / "bounce_samples"
+
+
+def one(text: str | bytes, lang: str = "en"):
+    report = analyse_bounce(text, lang=lang)
+    assert report.kind == "bounce"
+    assert len(report.bounces) == 1, report.to_dict()
+    return report.bounces[0]
+
+
+# --- the two cases mailcheck comes from (research/origin.md) ---------------------------------
+def test_origin_case_1_hotmail_status_sent_is_delivered_not_inboxed() -> None:
+    line = (
+        "Jan 10 12:00:00 mail postfix/smtp[2345]: 3F2A1B0C4D: to=<friend@hotmail.com>, "
+        "relay=mx1.hotmail.com[52.101.40.29]:25, delay=0.82, delays=0.08/0/0.35/0.39, dsn=2.0.0, "
+        "status=sent (250 <20240110120000.3F2A1B0C4D@EXAMPLE.jp> Queued mail for delivery)"
+    )
+    b = one(line)
+    assert b.reason == "delivered"
+    assert b.provider == "microsoft"
+    assert b.hard is False
+    assert b.status == "2.0.0" and b.reply_code == 250
+    assert b.remote_host == "mx1.hotmail.com" and b.remote_ip == "52.101.40.29"
+    assert "provider.microsoft.consumer_silent_drop" in b.remediation
+    assert "provider.microsoft.snds_jmrp" in b.remediation
+    # The explanation must not promise the inbox.
+    assert "next hop" in b.explanation and "inbox" in b.explanation
+    assert b.extra["delays_detail"]["connection_setup"] == 0.35
+
+
+def test_origin_case_2_gmail_not_authorized_over_ipv6() -> None:
+    b = one((SAMPLES / "postfix_gmail_ipv6_ndr.txt").read_text())
+    assert b.recipient == "someone@gmail.com"
+    assert b.provider == "google"
+    assert b.status == "5.7.1" and b.reply_code == 550
+    assert b.remote_host == "gmail-smtp-in.l.google.com"
+    assert b.to_dict()["remote_ip"] == "2404:6800:4008:c19::1a"
+    assert b.to_dict()["sender_ip"] == "2400:8500:1302:3134:157:7:1:2"
+    # go-sisimai rhost/for-google.go files NotAuthorizedError under "norelaying".
+    assert b.reason == "norelaying"
+    # `hard` = the address is dead (Sisimai's hardbounce); this is a permanent failure of
+    # the sending IP, not of the address.
+    assert b.hard is False
+    assert b.extra["permanent"] is True
+    for rid in (
+        "provider.google.not_authorized",
+        "ptr.set_reverse_dns",
+        "blocklist.delist",
+        "postfix.ipv4_only_smtp",
+    ):
+        assert rid in b.remediation
+    assert "is not authorized to send email directly to our servers" in b.diagnostic
+    assert "550-5.7.1" not in b.diagnostic  # the wrapped multi-line reply is joined
+    targets = extract_followup_targets(analyse_bounce((SAMPLES / "postfix_gmail_ipv6_ndr.txt").read_text()))
+    assert targets["sender_ips"] == ["2400:8500:1302:3134:157:7:1:2"]
+
+
+# --- pasted fragments ------------------------------------------------------------------------
+def test_gmail_5_7_26_multiline_paste_is_authfailure() -> None:
+    b = one((SAMPLES / "gmail_5_7_26.txt").read_text())
+    assert b.reason == "authfailure"
+    assert b.status == "5.7.26" and b.reply_code == 550
+    assert b.provider == "google"
+    assert "spf.add_record" in b.remediation and "dkim.publish_key" in b.remediation
+    assert b.diagnostic.startswith("550 5.7.26 This mail is unauthenticated")
+    assert "550-5.7.26" not in b.diagnostic
+
+
+def test_bare_reply_without_enhanced_code() -> None:
+    b = one(
+        "550 Client host [192.0.2.77] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.77"
+    )
+    assert b.reply_code == 550 and b.status is None
+    assert b.reason == "blocked"
+    assert b.sender_ip == "192.0.2.77"
+    assert "blocklist.delist" in b.remediation
+
+
+def test_slack_mangled_paste() -> None:
+    text = (
+        "&lt;<mailto:user@example.com|user@example.com>&gt;: host mx.example.com[192.0.2.5] said: "
+        "550 5.1.1 &lt;<mailto:user@example.com|user@example.com>&gt;: Recipient address rejected: "
+        "User unknown in virtual mailbox table (in reply to RCPT TO command) "
+        "see <https://example.com/help|https://example.com/help>"
+    )
+    assert looks_like_bounce(text)
+    b = one(text)
+    assert b.recipient == "user@example.com"
+    assert b.reason == "userunknown"
+    assert b.status == "5.1.1"
+    assert "&lt;" not in b.diagnostic and "mailto:" not in b.diagnostic
+
+
+# --- MTA log lines ---------------------------------------------------------------------------
+def test_postfix_bounced_deferred_expired_lines() -> None:
+    report = analyse_bounce((SAMPLES / "postfix_log_lines.txt").read_text())
+    assert [b.to_dict()["reason"] for b in report.bounces] == ["userunknown", "expired", "expired"]
+    bounced, deferred, expired = report.bounces
+    assert (
+        bounced.recipient == "alice@example.net" and bounced.status == "5.1.1" and bounced.reply_code == 550
+    )
+    assert bounced.remote_host == "mx.example.net" and bounced.extra["smtp_command"] == "RCPT"
+    assert deferred.action == "delayed" and deferred.status == "4.4.1" and deferred.hard is False
+    assert "Connection timed out" in deferred.diagnostic
+    assert expired.recipient is None and expired.sender == "sender@example.jp"
+
+
+def test_exim_main_log_lines() -> None:
+    text = (
+        "2024-05-01 10:00:00 1sAbCd-000123-Xy ** bob@example.org R=dnslookup T=remote_smtp "
+        "H=mx.example.org [203.0.113.5]: SMTP error from remote mail server after RCPT TO:<bob@example.org>: "
+        "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown\n"
+        "2024-05-01 10:00:01 1sAbCe-000124-Zz == carol@example.net R=dnslookup T=remote_smtp defer (-44) "
+        "H=mx.example.net [203.0.113.6]: SMTP error from remote mail server after RCPT TO:<carol@example.net>: "
+        "452 4.2.2 Mailbox full\n"
+        "2024-05-01 10:00:02 1sAbCf-000125-Qq => dave@example.com R=dnslookup T=remote_smtp "
+        'H=mx.example.com [203.0.113.7] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C="250 2.0.0 OK id=1x"\n'
+    )
+    report = analyse_bounce(text)
+    assert [b.reason for b in report.bounces] == ["userunknown", "mailboxfull", "delivered"]
+    assert report.bounces[0].remote_ip == "203.0.113.5"
+    assert report.bounces[1].action == "delayed"
+
+
+def test_sendmail_stat_lines() -> None:
+    text = (
+        "May  1 10:00:00 mx sendmail[4242]: 44AA0000123456: to=<erin@example.org>, delay=00:00:02, "
+        "xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.org. [198.51.100.20], dsn=5.1.1, "
+        "stat=User unknown\n"
+        "May  1 10:00:05 mx sendmail[4243]: 44AA0000123457: to=<frank@example.org>, delay=00:00:01, "
+        "xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.org. [198.51.100.20], dsn=2.0.0, "
+        "stat=Sent (Ok: queued as 12345)\n"
+    )
+    report = analyse_bounce(text)
+    assert [b.reason for b in report.bounces] == ["userunknown", "delivered"]
+    assert report.bounces[0].remote_host == "mx.example.org"
+
+
+# --- charsets, junk, never raising -----------------------------------------------------------
+def test_iso_2022_jp_notice() -> None:
+    b = one((SAMPLES / "iso2022jp_notice.eml").read_bytes(), lang="ja")
+    assert b.recipient == "taro@example.co.jp"
+    assert b.reason == "userunknown"
+    assert "ユーザー不明" in b.explanation
+
+
+def test_shift_jis_notice() -> None:
+    b = one((SAMPLES / "shiftjis_notice.eml").read_bytes())
+    assert b.recipient == "hanako@example.ne.jp"
+    assert b.reason == "mailboxfull" and b.status == "5.2.2"
+
+
+def test_five_megabytes_of_junk_is_fast_and_not_a_bounce() -> None:
+    junk = random.Random(4).randbytes(6 * 1024 * 1024)
+    started = time.monotonic()
+    report = analyse_bounce(junk)
+    elapsed = time.monotonic() - started
+    assert elapsed < 10
+    assert report.bounces == []
+    assert any("5 MB" in n for n in report.notes)  # the size cap is said out loud
+    # Junk full of reply-like fragments may yield a record, but must stay fast.
+    started = time.monotonic()
+    analyse_bounce((b"lorem 550-5.7.1 dolor <<<>>> \x00\xff " * 200_000)[: 5 * 1024 * 1024])
+    assert time.monotonic() - started < 10
+    text_junk = "a@b " * 1_500_000 + "(((((((((((" * 10_000
+    started = time.monotonic()
+    analyse_bounce(text_junk)
+    assert time.monotonic() - started < 10
+
+
+def test_not_a_bounce() -> None:
+    report = analyse_bounce("Hi team, lunch at noon? Thanks!")
+    assert report.bounces == []
+    assert any(f.code == "bounce.not_a_bounce" for f in report.findings)
+    assert not looks_like_bounce("Hi team, lunch at noon? Thanks!")
+
+
+def test_detector_recognises_common_pastes() -> None:
+    assert looks_like_bounce("550-5.7.1 blocked\n550 5.7.1 really blocked")
+    assert looks_like_bounce("postfix/smtp[1]: ABCDE12345: to=<a@b.example>, relay=x, status=deferred (x)")
+    assert looks_like_bounce("Final-Recipient: rfc822; a@b.example\nStatus: 5.1.1")
+    assert looks_like_bounce("2024-05-01 10:00:00 1sAbCd-000123-Xy ** bob@example.org R=x")
+
+
+def test_knowledge_files_validate_and_every_provider_row_has_a_source() -> None:
+    from knowledge.bounce import BounceKnowledge
+
+    kb = BounceKnowledge()  # fresh read: raises on any schema error
+    assert {"google", "microsoft", "yahoo", "orange", "tencent", "cox"} <= set(kb.by_id)
+    for p in kb.providers:
+        for rule in p.spec.rules:
+            assert rule.source.startswith("http"), (p.id, rule)

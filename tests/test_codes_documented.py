@@ -1,0 +1,33 @@
+"""Every finding code the engines can emit is documented (knowledge/findings.yaml -> docs/findings.md).
+
+SPEC: codes are stable and all of them are documented. The scan reads the
+handlers' source for code literals; remediation ids share the dotted shape,
+so they are told apart by the knowledge base's own list.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import knowledge
+from knowledge.yamlload import load_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIXES = ("spf", "dkim", "dmarc", "mx", "ptr", "mta_sts", "tls_rpt", "bimi", "dnssec", "blocklist",
+            "requirements", "message", "bounce", "reputation", "domain")
+LITERAL = re.compile(r'"((?:' + "|".join(PREFIXES) + r')\.[a-z0-9_]+)"')
+
+
+def test_every_emitted_code_has_texts_in_both_languages() -> None:
+    documented = set(load_yaml((ROOT / "knowledge" / "findings.yaml").read_text(encoding="utf-8")))
+    remediation_ids = {r.id for r in knowledge.all_remediation()}
+    emitted: dict[str, str] = {}
+    for path in sorted((ROOT / "handlers").rglob("*.py")):
+        for m in LITERAL.finditer(path.read_text(encoding="utf-8")):
+            emitted.setdefault(m.group(1), str(path.relative_to(ROOT)))
+    missing = {c: where for c, where in emitted.items() if c not in documented and c not in remediation_ids}
+    assert not missing, f"codes emitted but not in knowledge/findings.yaml: {missing}"
+    for code in emitted:
+        if code in documented:
+            assert knowledge.finding_text(code, "ja") is not None, code

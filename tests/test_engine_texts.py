@@ -1,0 +1,83 @@
+"""knowledge/engine_texts.yaml: both languages, the same placeholders, and every kind of
+`unknown` the blocklist engine reports has its text, so a Japanese report says why a
+list could not be checked in Japanese."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+from handlers.blocklists import evaluate
+from handlers.dns import DNSResult, Outcome
+from handlers.i18n import localize_report
+from handlers.model import BlocklistResult, Report
+from knowledge.blocklists import default_blocklists
+from knowledge.engine_texts import engine_text, load_engine_texts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fields(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def test_every_text_in_both_languages_with_the_same_placeholders() -> None:
+    for key, entry in load_engine_texts().items():
+        assert isinstance(entry["en"], str) and isinstance(entry["ja"], str), key
+        assert _fields(entry["en"]) == _fields(entry["ja"]), key
+        assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", entry["ja"]), key
+
+
+def test_every_unknown_kind_the_engine_reports_has_a_text() -> None:
+    src = (ROOT / "handlers" / "blocklists.py").read_text(encoding="utf-8")
+    kinds = set(re.findall(r'why_kind="([a-z_]+)"', src))
+    kinds |= set(re.findall(r'Outcome\.[A-Z]+: "([a-z_]+)"', src))
+    kinds |= {"refused", "refused_public_resolver", "failed"}
+    assert kinds >= {"timeout", "test_failed", "error_code", "outside_loopback"}
+    missing = {k for k in kinds if f"why_{k}" not in load_engine_texts()}
+    assert not missing, missing
+
+
+def test_a_japanese_report_says_why_a_list_is_unknown_in_japanese() -> None:
+    zen = default_blocklists().get("zen.spamhaus.org")
+    assert zen is not None
+    timeout = evaluate(zen, DNSResult("2.0.0.127.zen.spamhaus.org", "A", Outcome.TIMEOUT, error="did not answer"))
+    assert timeout.status == "unknown" and timeout.why_kind == "timeout"
+    rep = Report(kind="ip", subject="192.0.2.1")
+    rep.blocklists = [
+        BlocklistResult("zen.spamhaus.org", "192.0.2.1", "unknown", [], "", "", "Spamhaus ZEN", "ip4", "",
+                        timeout.why, False, timeout.why_kind),
+        BlocklistResult("dead.example", "192.0.2.1", "unknown", ["127.0.0.2"], "", "", "Dead", "ip4", "",
+                        "the list failed its RFC 5782 test", False, "test_failed"),
+    ]
+    out = localize_report(rep, "ja")
+    first, second = (r.why_unknown for r in out.blocklists)
+    assert first.startswith(engine_text("why_timeout", "ja")) and "did not answer" in first
+    assert second == engine_text("why_test_failed", "ja")
+    assert out.blocklists[0].to_dict()["why_kind"] == "timeout"
+
+
+def test_every_blocklist_return_code_is_explained_in_japanese_too() -> None:
+    for entry in default_blocklists().lists:
+        for rc in entry.codes:
+            assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", rc.meaning_ja), (entry.zone, rc.code)
+
+
+def test_a_japanese_report_explains_a_listing_in_japanese() -> None:
+    from handlers.model import Finding
+
+    zen = default_blocklists().get("zen.spamhaus.org")
+    assert zen is not None
+    v = evaluate(zen, DNSResult("4.113.0.203.zen.spamhaus.org", "A", Outcome.NXDOMAIN))
+    assert v.status == "clean"
+    rep = Report(kind="ip", subject="203.0.113.4")
+    rep.blocklists = [BlocklistResult("zen.spamhaus.org", "203.0.113.4", "listed", ["127.0.0.4"],
+                                      "XBL - compromised host", "https://check.spamhaus.org/", "Spamhaus ZEN", "ip4")]
+    rep.add(Finding("blocklist.listed", "critical", "203.0.113.4 is listed", "x",
+                    evidence={"target": "203.0.113.4", "zone": "zen.spamhaus.org", "codes": ["127.0.0.4"],
+                              "meaning": "XBL - compromised host"}))
+    out = localize_report(rep, "ja")
+    xbl = next(rc for rc in zen.codes if rc.code == "127.0.0.4")
+    assert out.blocklists[0].meaning == xbl.meaning_ja
+    assert xbl.meaning_ja in out.findings[0].detail
