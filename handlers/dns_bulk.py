@@ -62,6 +62,7 @@ class _Item:
     question: bytes
     future: asyncio.Future[DNSResult]  # the run cache's future for (name, type)
     group: Hashable
+    index: int = -1  # the request's place in run(): its on_result number
     attempt: int = 0
     last: DNSResult | None = None
 
@@ -97,6 +98,8 @@ class Bulk:
         self.timer: asyncio.TimerHandle | None = None
         self.pumping = False
         self.again = False
+        self.hook: Callable[[int, DNSResult], None] | None = None
+        self.delivered: set[int] = set()  # request numbers whose result the hook has seen
         self.closed = False
         self.skipped: dict[Hashable, str] = {}  # group -> why its unsent names are not asked
         servers = list(resolver.nameservers)
@@ -115,6 +118,7 @@ class Bulk:
                 _mux_now(host, port)  # open the socket pool before sending from callbacks
             except OSError:
                 pass  # unreachable server: each lookup's attempt on it ends as ERROR in _send
+        self.hook = on_result
         self.slots.listen(self.pump)
         try:
             # Admit in chunks and start sending at once: admitting thousands of names
@@ -122,7 +126,7 @@ class Bulk:
             pending = iter(requests)
             while chunk := list(islice(pending, ADMIT_CHUNK)):
                 for name, rdtype, group in chunk:
-                    futures.append(self._admit(name, rdtype, group))
+                    futures.append(self._admit(name, rdtype, group, len(futures)))
                 self.pump()
                 if len(chunk) == ADMIT_CHUNK:
                     await asyncio.sleep(0)  # let answers in while admitting the rest
@@ -132,13 +136,13 @@ class Bulk:
             raise
         if on_result is not None:
             # Results reach the caller as they come (its work overlaps the network wait);
-            # every call happens before run() returns.
-            hook = on_result
-
+            # every call happens before run() returns. Our own sends report from _finish;
+            # the rest (cache hits, names shared with another check, names ended at
+            # admission) through their future.
             def relay(i: int) -> Callable[[asyncio.Future[DNSResult]], None]:
                 def call(done: asyncio.Future[DNSResult]) -> None:
-                    if not self.abandoned and not done.cancelled() and done.exception() is None:
-                        hook(i, done.result())
+                    if not done.cancelled() and done.exception() is None:
+                        self._deliver(i, done.result())
 
                 return call
 
@@ -165,7 +169,7 @@ class Bulk:
             self.slots.unlisten(self.pump)
         return [f.result() for f in futures]
 
-    def _admit(self, name: str, rdtype: str, group: Hashable) -> asyncio.Future[DNSResult]:
+    def _admit(self, name: str, rdtype: str, group: Hashable, index: int) -> asyncio.Future[DNSResult]:
         r = self.r
         rdt = _rdtype(rdtype)
         key = (_norm(name), rdt)
@@ -199,7 +203,7 @@ class Bulk:
             g = self.groups[group] = _Group(bucket)
         if not g.queue:
             self.order.append(group)
-        g.queue.append(_Item(key[0], rdt, tname, question, fut, group))
+        g.queue.append(_Item(key[0], rdt, tname, question, fut, group, index))
         self.waiting += 1
         return fut
 
@@ -365,8 +369,23 @@ class Bulk:
         if not item.future.done():
             item.future.set_result(res)
         self.groups[item.group].bucket.in_flight -= 1
-        self.slots.release()  # may re-enter pump() through the listener
-        self.pump()
+        try:
+            # The caller hears of it before the freed slot is refilled, so what it decides
+            # from this answer (a list that failed its test points: skip the rest of its
+            # names) holds for the very next send.
+            self._deliver(item.index, res)
+        finally:
+            self.slots.release()  # may re-enter pump() through the listener
+            self.pump()
+
+    def _deliver(self, i: int, res: DNSResult) -> None:
+        if self.hook is None or self.abandoned or i < 0 or i in self.delivered:
+            return
+        self.delivered.add(i)
+        try:
+            self.hook(i, res)
+        except Exception as exc:  # as a future callback would: reported, not fatal to the run
+            self.loop.call_exception_handler({"message": "DNS result hook failed", "exception": exc})
 
     def skip(self, group: Hashable, reason: str) -> int:
         """End the group's unsent names as SKIPPED (and those admitted later); how many."""
