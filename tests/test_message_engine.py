@@ -116,6 +116,56 @@ async def test_tampered_body_fails(dns_world: DNSWorld) -> None:
     assert "message.dkim_valid" not in codes(report)
 
 
+class _SignedAt(dkim.DKIM):
+    """dkimpy signs with t=now and no x=; these tests need a signature made in the past
+    that expires a day later (as some senders set x=)."""
+
+    def __init__(self, message: bytes, t: int, x: int) -> None:
+        super().__init__(message)
+        self._t, self._x = t, x
+
+    def gen_header(self, fields: Any, *args: Any, **kw: Any) -> Any:
+        fields = [(k, str(self._t).encode() if k == b"t" else v) for k, v in fields]
+        fields.insert(-1, (b"x", str(self._x).encode()))  # before b=, which stays last
+        return super().gen_header(fields, *args, **kw)
+
+
+def sign_expiring(msg: bytes, t: int, x: int) -> bytes:
+    return _SignedAt(msg, t, x).sign(b"s2048", b"msg.example", KEY, include_headers=SIGNED) + msg
+
+
+SIGNED_T = 1741000000  # 2025-03-03 11:06 UTC
+EXPIRES = SIGNED_T + 86400
+
+
+def received_on(date: str) -> list[str]:
+    return [f"from mail.msg.example (mail.msg.example [192.0.2.10]) by mx.recv.example with ESMTPS id 7A; {date}"]
+
+
+async def test_a_signature_that_expired_after_arrival_is_judged_as_the_receiver_saw_it(dns_world: DNSWorld) -> None:
+    """A message pasted long after it arrived: its x= has passed now, but not when the
+    receiver checked it. The signature is valid, with a note that copies now fail."""
+    msg = build(received=received_on("Mon, 3 Mar 2025 11:07:00 +0000"))
+    report = await run(dns_world, sign_expiring(msg, SIGNED_T, EXPIRES))
+    assert "message.dkim_invalid" not in codes(report), [f.detail for f in report.findings]
+    only(report, "message.dkim_valid")
+    issues = report.details["dkim"][0]["issues"]
+    assert any("expired on 2025-03-04" in i and "after the message arrived" in i for i in issues), issues
+
+
+async def test_a_signature_that_had_expired_when_the_message_arrived_is_invalid(dns_world: DNSWorld) -> None:
+    msg = build(received=received_on("Fri, 7 Mar 2025 09:00:00 +0000"))
+    report = await run(dns_world, sign_expiring(msg, SIGNED_T, EXPIRES))
+    f = only(report, "message.dkim_invalid")
+    assert "had expired on 2025-03-04" in f.detail and "before the message arrived" in f.detail, f.detail
+
+
+async def test_without_a_received_date_expiry_is_judged_now(dns_world: DNSWorld) -> None:
+    report = await run(dns_world, sign_expiring(build(received=[]), SIGNED_T, EXPIRES))
+    f = only(report, "message.dkim_invalid")
+    assert "has expired on 2025-03-04" in f.detail, f.detail
+
+
 async def test_tampered_signed_header_fails(dns_world: DNSWorld) -> None:
     signed = sign(build())
     report = await run(dns_world, signed.replace(b"Subject: Your invoice", b"Subject: Our invoice"))

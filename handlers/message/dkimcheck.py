@@ -13,7 +13,9 @@ Resolver (its nameservers, cache, timeouts and explicit outcomes):
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from handlers.dns import DNSResult, Resolver
@@ -23,6 +25,7 @@ MAX_ARC_SETS = 10
 HASH_BUDGET = 40 * 1024 * 1024  # bytes canonicalised and hashed across all signatures
 WEAK_BITS = 1024  # Gmail and Yahoo require at least 1024-bit keys
 RECOMMENDED_BITS = 2048
+CLOCK_SLOP_S = 36000  # dkimpy's leeway for signers with wrong clocks (10 h), kept for t= and x=
 
 
 @dataclass
@@ -196,11 +199,85 @@ def _dnsfunc(keys: dict[str, DNSResult | None]) -> Any:
     return lookup
 
 
-def verify_signatures(raw: bytes, sigset: SignatureSet, keys: dict[str, DNSResult | None]) -> list[SigResult]:
-    return [_verify_one(raw, s, keys) for s in sigset.dkim]
+def verify_signatures(
+    raw: bytes, sigset: SignatureSet, keys: dict[str, DNSResult | None], arrived_at: datetime | None = None
+) -> list[SigResult]:
+    """`arrived_at`: when the receiver got the message (its newest Received date). A
+    signature's t= and x= are judged at that moment, as the receiver judged them: a
+    message pasted a week later must not fail for an expiry that came after it arrived."""
+    as_of = _epoch(arrived_at)
+    if as_of is not None and as_of > time.time():
+        as_of = None  # a Received date in the future is a wrong clock: judge now
+    return [_verify_one(raw, s, keys, as_of) for s in sigset.dkim]
 
 
-def _verify_one(raw: bytes, sig: Signature, keys: dict[str, DNSResult | None]) -> SigResult:
+def _epoch(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    try:
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _time_problem(tags: dict[bytes, bytes], at: float) -> str:
+    """RFC 6376 t=/x= rules ('' = fine), as dkimpy applies them, with expiry judged at
+    `at`. A t= in the future stays judged against now: Received dates come from clocks
+    as fallible as the signer's, and dkimpy (like receivers) only rejects a t= ahead of
+    the verifier's own clock."""
+    t_raw, x_raw = tags.get(b"t"), tags.get(b"x")
+    t = int(t_raw) if t_raw is not None and t_raw.isdigit() else None
+    if t_raw is not None and t is None:
+        return f"t= value is not a decimal integer ({t_raw.decode('ascii', 'replace')[:40]})"
+    if t is not None and t > time.time() + CLOCK_SLOP_S:
+        return "t= value is in the future"
+    if x_raw is None:
+        return ""
+    if not x_raw.isdigit():
+        return f"x= value is not a decimal integer ({x_raw.decode('ascii', 'replace')[:40]})"
+    x = int(x_raw)
+    if x < at - CLOCK_SLOP_S:
+        return "x= value is past"
+    if t is not None and x < t:
+        return "x= value is less than t= value"
+    return ""
+
+
+def _stamp(epoch: int) -> str:
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):
+        return str(epoch)
+
+
+def _verify_as_of(raw: bytes, idx: int, dnsfunc: Any, at: float) -> bool:
+    """dkimpy's DKIM.verify with the t=/x= rules applied at `at` instead of now.
+
+    dkimpy reads the clock inside validate_signature_fields; everything else (the
+    mandatory tags, the crypto) is its own code, run on the unchanged signature."""
+    import dkim
+    import dkim.util
+
+    d = dkim.DKIM(raw, minkey=1, timeout=1)
+    sigheaders = [(x, y) for x, y in d.headers if x.lower() == b"dkim-signature"]
+    if len(sigheaders) <= idx:
+        return False
+    try:
+        sig = dkim.util.parse_tag_value(sigheaders[idx][1])
+    except dkim.util.InvalidTagValueList as exc:
+        raise dkim.MessageFormatError(exc) from exc
+    d.signature_fields = sig
+    problem = _time_problem(sig, at)
+    if problem:
+        raise dkim.ValidationError(problem)
+    dkim.validate_signature_fields({k: v for k, v in sig.items() if k not in (b"t", b"x")})
+    d.domain, d.selector = sig[b"d"], sig[b"s"]
+    include_headers = [x.lower() for x in re.split(rb"\s*:\s*", sig[b"h"])]
+    d.include_headers = tuple(include_headers)
+    return bool(d.verify_sig(sig, include_headers, sigheaders[idx], dnsfunc))
+
+
+def _verify_one(raw: bytes, sig: Signature, keys: dict[str, DNSResult | None], as_of: float | None = None) -> SigResult:
     import dkim
 
     if sig.parse_error:
@@ -233,8 +310,7 @@ def _verify_one(raw: bytes, sig: Signature, keys: dict[str, DNSResult | None]) -
     if note:
         out.issues.append(note)
     try:
-        d = dkim.DKIM(raw, minkey=1, timeout=1)
-        ok = d.verify(idx=sig.index, dnsfunc=_dnsfunc(keys))
+        ok = _verify_as_of(raw, sig.index, _dnsfunc(keys), time.time() if as_of is None else as_of)
     except dkim.ValidationError as exc:
         msg = str(exc)
         if "body hash mismatch" in msg:
@@ -244,7 +320,12 @@ def _verify_one(raw: bytes, sig: Signature, keys: dict[str, DNSResult | None]) -
                 "footer or a gateway rewriting links, or by the copy you pasted)"
             )
         elif "x= value is past" in msg:
-            out.status, out.reason = "invalid", f"the signature has expired (x={sig.tags.get('x')})"
+            x = sig.tags.get("x", "")
+            when = f" on {_stamp(int(x))}" if x.isdigit() else ""
+            out.status, out.reason = "invalid", (
+                f"the signature had expired{when} (x={x}) before the message arrived"
+                if as_of is not None else f"the signature has expired{when} (x={x})"
+            )
         else:
             out.status, out.reason = "invalid", f"the signature is not valid: {msg[:200]}"
         return out
@@ -278,6 +359,12 @@ def _verify_one(raw: bytes, sig: Signature, keys: dict[str, DNSResult | None]) -
         out.key_problem = "weak"
         out.reason = f"the key has only {out.keysize} bits; Gmail and Yahoo require at least {WEAK_BITS}"
         return out
+    x = sig.tags.get("x", "")
+    if as_of is not None and x.isdigit() and int(x) < time.time() - CLOCK_SLOP_S:
+        out.issues.append(
+            f"the signature expired on {_stamp(int(x))} (x=), after the message arrived: it was valid for the "
+            "receiver, but a copy checked now (or forwarded now) fails DKIM"
+        )
     if sig.algorithm == "rsa-sha1":
         out.issues.append("rsa-sha1 is obsolete (RFC 8301): many receivers treat it as a failed signature; sign with rsa-sha256")
     if "l" in sig.tags:

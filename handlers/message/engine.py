@@ -16,6 +16,7 @@ import asyncio
 import email.utils
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from handlers.dns import Resolver
@@ -195,7 +196,7 @@ async def diagnose_message(
     sig_results: list[SigResult] = []
     arc: ArcResult | None = None
     if st.sigset.dkim or st.sigset.arc_instances:
-        sig_results, arc = await asyncio.to_thread(_verify_phase, pm.raw, st.sigset, keys)
+        sig_results, arc = await asyncio.to_thread(_verify_phase, pm.raw, st.sigset, keys, st.path.arrived_at)
 
     # -- findings -------------------------------------------------------------------
     report.findings.extend(_authres_findings(st))
@@ -278,8 +279,10 @@ async def _gather_within(tasks: dict[str, asyncio.Task[Any]], budget: float) -> 
     return out
 
 
-def _verify_phase(raw: bytes, sigset: SignatureSet, keys: dict[str, Any]) -> tuple[list[SigResult], ArcResult | None]:
-    sig_results = verify_signatures(raw, sigset, keys)
+def _verify_phase(
+    raw: bytes, sigset: SignatureSet, keys: dict[str, Any], arrived_at: datetime | None
+) -> tuple[list[SigResult], ArcResult | None]:
+    sig_results = verify_signatures(raw, sigset, keys, arrived_at)
     arc = verify_arc(raw, keys) if sigset.arc_instances else None
     return sig_results, arc
 

@@ -127,6 +127,14 @@ class Path:
     skew: list[int]  # hops whose date is earlier than the previous hop's
     slow: list[int]  # hops that took over SLOW_HOP_S
 
+    @property
+    def arrived_at(self) -> datetime | None:
+        """When the last receiver got the message: the newest dated Received."""
+        for h in reversed(self.hops):
+            if h.date is not None:
+                return h.date
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "hops": [h.to_dict() for h in self.hops],
