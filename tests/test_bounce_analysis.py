@@ -200,3 +200,79 @@ def test_knowledge_files_validate_and_every_provider_row_has_a_source() -> None:
     for p in kb.providers:
         for rule in p.spec.rules:
             assert rule.source.startswith("http"), (p.id, rule)
+
+
+# --- numbers that only look like codes, and the queue's own verdict --------------------------
+NOTES_NOTICE = """From: Postmaster@smtp-gw6.example.com
+To: shironeko@example.com
+Subject: Undeliverable Message
+Content-Type: text/plain
+
+Your message
+
+  Subject: Nyaaaan
+
+was not delivered to:
+
+  kijitora@example.com
+
+because:
+
+  User kijitora (kijitora@example.com) not listed in Domino Directory
+
+------- Returned Message --------
+Received: from mx450.example.co.jp ([192.0.2.231]) by smtp-gw6.example.com
+ (Lotus SMTP MTA v4.6.1 (569.2 2-6-1999)) with SMTP id 00000000.00000000
+From: shironeko@example.com
+"""
+
+
+def test_a_version_number_is_not_read_as_an_enhanced_status_code() -> None:
+    """'Lotus SMTP MTA v4.6.1' names the software, not a 4.6.1 content error."""
+    b = one(NOTES_NOTICE)
+    assert b.recipient == "kijitora@example.com"
+    assert b.status != "4.6.1" and b.reason != "contenterror", b.to_dict()
+
+
+def test_a_byte_count_is_not_read_as_a_reply_code_and_the_verdict_above_the_details_is_used() -> None:
+    """Verizon's SMS gateway puts the reply above a 'Message details' block that ends in
+    'Size (in bytes): 222' (no 222 reply exists); the recipient is in 'RCPT TO:'."""
+    text = (
+        "From: post_master@vtext.com\nTo: nyaaan@neko.example.org\nSubject: Re:Nyaan\n\n"
+        "Error: Invalid user address\nError message below:\n"
+        "550 - Requested action not taken: no such user here\n"
+        "Message details:\n  Subject: Test message\n  MAIL FROM: nyaaan@neko.example.org\n"
+        "  RCPT TO: 2125551234@vtext.com\n  Size (in bytes): 222\n  Number of lines: 2\n"
+    )
+    b = one(text)
+    assert b.recipient == "2125551234@vtext.com"
+    assert b.reply_code == 550
+    assert b.provider == "verizon" and b.reason == "userunknown" and b.hard is True
+
+
+def test_a_queue_that_gave_up_is_expired_whatever_its_last_attempt_said() -> None:
+    """Sendmail after 5 days: status 4.4.7, 'Connection refused' was only the last try."""
+    text = (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@neko.example.jp>\nTo: kijitora@neko.example.jp\n"
+        "Subject: Returned mail: see transcript for details\n\n"
+        "   ----- The following addresses had permanent fatal errors -----\n<nyaan@example.org>\n"
+        "   ----- Transcript of session follows -----\n"
+        "<nyaan@example.org>... Deferred: Connection refused by mx.example.org.\n"
+        "Message could not be delivered for 5 days\nMessage will be deleted from queue\n\n"
+        "Reporting-MTA: dns; neko.example.jp\n\nFinal-Recipient: RFC822; nyaan@example.org\n"
+        "Action: failed\nStatus: 4.4.7\n"
+    )
+    b = one(text)
+    assert b.reason == "expired", b.to_dict()
+
+
+def test_a_notice_whose_text_names_nothing_takes_sendmails_subject_verdict() -> None:
+    text = (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@example.co.jp>\nTo: shironeko@example.co.jp\n"
+        "Subject: Returned mail: User unknown\n\n"
+        "The original message was received at Thu Oct 13 15:22:22 2015\n\n"
+        "   ----- The following addresses had permanent delivery errors -----\n"
+        "<kijitora@example.org>\n"
+    )
+    b = one(text)
+    assert b.recipient == "kijitora@example.org" and b.reason == "userunknown" and b.hard is True

@@ -111,6 +111,10 @@ class _Engine:
         facts = self.ex.from_text(n, n.human, require_code=False)
         if not facts and (n.per_message or "report" in ctype):
             facts = self.ex.unreadable_report(n)
+        verdict = next((r for p, r in self.kb.formats.subject_reasons.items() if subj.startswith(p)), "")
+        for f in facts:
+            if verdict and not (f.reason or f.status or f.reply_code or f.extra.get("mta_verdict")):
+                f.extra["subject_verdict"] = verdict
         return facts
 
     # -------------------------------------------------------------- finishing
@@ -132,6 +136,8 @@ class _Engine:
         provider = detect(self.kb, f)
         rule = find_rule(provider, f)
         reason = self.reasons.find(f, rule)
+        if reason in ("onhold", "undefined") and f.extra.get("subject_verdict"):
+            reason = str(f.extra["subject_verdict"])  # the text named nothing; the subject did
         if not f.sender_ip:
             f.sender_ip = sender_ip_in(reply_part(diag), f.remote_ip)
         rec = BounceRecord(
@@ -148,7 +154,7 @@ class _Engine:
             sender=f.sender,
             action=f.action or None,
             source=f.source,
-            extra={k: v for k, v in f.extra.items() if v is not None and k != "mta_verdict"},
+            extra={k: v for k, v in f.extra.items() if v is not None and k not in ("mta_verdict", "subject_verdict")},
         )
         if f.command:
             rec.extra["smtp_command"] = f.command

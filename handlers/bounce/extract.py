@@ -70,6 +70,10 @@ def _transcript_replies(text: str, single: bool = False) -> str:
 _ROBOT_LOCALPARTS = ("postmaster", "mailer-daemon", "mailer_daemon", "root", "abuse", "noreply", "no-reply")
 
 
+def _has_code(text: str) -> bool:
+    return bool(find_status(text) or find_reply(text))
+
+
 def _named_address(text: str, exclude: set[str]) -> str | None:
     for m in ADDR_RE.finditer(text[:4000]):
         addr = m.group(1).strip(".'").lower()
@@ -288,7 +292,9 @@ class Extractor:
         replies = _transcript_replies(text, single=True) if len(blocks) == 1 else ""
         for addr, body in blocks:
             diag = body
-            if not is_error_text(diag) and is_error_text(pre):
+            if (not is_error_text(diag) and is_error_text(pre)) or (not _has_code(diag) and _has_code(pre)):
+                # The verdict is above the recipient's line ("Error message below: 550 ...",
+                # then "RCPT TO: <rcpt>" among the message details).
                 diag = squeeze(pre + " " + diag)
             elif replies and replies[:60] not in diag:
                 # Sendmail: the remote reply is in the transcript above the recipient's line.

@@ -121,6 +121,11 @@ class ReasonFinder:
         text = f.diagnostic.lower()
         if f.status and f.status.startswith("2."):
             return "delivered"
+        if self.status_name(f.status) == "expired" and self.phrase("expired", text):
+            # The queue lifetime ran out (x.4.7 and "could not be delivered for 5 days"):
+            # the last attempt's error ("Connection refused") is why it kept failing,
+            # not why it bounced.
+            return "expired"
         reason = ""
         # Postfix writes "X-Postfix" for replies it relays from the remote side too.
         if f.diag_type in ("SMTP", "", "X-POSTFIX"):

@@ -11,10 +11,13 @@ import re
 from collections.abc import Iterator
 
 # RFC 3463 enhanced status: class.subject.detail, not part of a longer dotted number
-# (an IPv4 address or a version string).
-STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
+# (an IPv4 address or a version string) nor glued to a word (the "v4.6.1" of
+# "Lotus SMTP MTA v4.6.1" is a version, not a 4.6.1 content error).
+STATUS_RE = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
 # A reply code as it starts an SMTP reply: "550 ", "550-", "550:" or at the end.
-REPLY_RE = re.compile(r"(?<![\w.\-/#=])([245][0-5]\d)(?=[ \-:;,)]|$)")
+# 2yz replies are only the ones SMTP defines (RFC 5321 4.2.3): "Size (in bytes): 222" is
+# not a reply. 4yz/5yz stay open: receivers invent codes there (521, 554, 571 ...).
+REPLY_RE = re.compile(r"(?<![\w.\-/#=])(2(?:1[14]|2[01]|5[0-2])|[45][0-5]\d)(?=[ \-:;,)]|$)")
 # Reply line prefix of a (multi-line) reply: "550-5.7.1 " / "550 5.7.1 " / "550 ".
 LINE_PREFIX_RE = re.compile(r"^\s{0,16}([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?")
 # qmail / vpopmail style status in parentheses: "(#5.1.1)".

@@ -278,6 +278,16 @@ class MtaFormats(_Strict):
     # Vendor DSN fields that carry the MTA's own bounce category, e.g.
     # "X-PowerMTA-BounceCategory: bad-mailbox": field (lower-case) -> value -> reason.
     dsn_field_reasons: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Subjects that carry the MTA's verdict when its text carries none (Sendmail's
+    # "Returned mail: User unknown"): lower-case subject prefix -> reason.
+    subject_reasons: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("subject_reasons")
+    @classmethod
+    def _subject_reasons(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value.values():
+            _check_reason(name)
+        return {k.lower(): v for k, v in value.items()}
 
     @field_validator("dsn_field_reasons")
     @classmethod
