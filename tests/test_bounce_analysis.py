@@ -276,3 +276,24 @@ def test_a_notice_whose_text_names_nothing_takes_sendmails_subject_verdict() -> 
     )
     b = one(text)
     assert b.recipient == "kijitora@example.org" and b.reason == "userunknown" and b.hard is True
+
+
+def test_a_bilingual_notice_listing_recipients_twice_keeps_each_recipients_own_reply() -> None:
+    """Mail.ru writes the failures in Russian, then Exim's English text repeats them."""
+    section = (
+        "  mikeneko@example.jp\n    SMTP error from remote mail server after RCPT TO:<mikeneko@example.jp>:\n"
+        "    host mx.example.jp [192.0.2.12]: 550 5.2.2 <mikeneko@example.jp>... Mailbox Full\n"
+        "  sabineko@example.jp\n    SMTP error from remote mail server after RCPT TO:<sabineko@example.jp>:\n"
+        "    host mx.example.jp [192.0.2.12]: 550 5.1.1 <sabineko@example.jp>... User Unknown\n"
+    )
+    text = (
+        "From: Mail Delivery System <mailer-daemon@corp.mail.ru>\nTo: shironeko@mail.example.ru\n"
+        "Subject: Mail delivery failed: returning message to sender\n\n"
+        "К сожалению, Ваше письмо не может быть доставлено одному или нескольким получателям:\n\n"
+        + section + "\n**********************\n\n"
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n" + section
+    )
+    report = analyse_bounce(text)
+    got = {b.recipient: (b.reason, b.status) for b in report.bounces}
+    assert got == {"mikeneko@example.jp": ("mailboxfull", "5.2.2"), "sabineko@example.jp": ("userunknown", "5.1.1")}

@@ -156,9 +156,16 @@ class HumanText:
             return [], squeeze(" ".join(ln for _, ln in kept[:_MAX_BLOCK_LINES]))[:MAX_DIAG]
         first = anchors[0][1]
         pre = squeeze(" ".join(ln for i, ln in kept if i < first))[:MAX_DIAG]
+        # A line that is nothing but a failed recipient's address starts that recipient's
+        # section again: bilingual notices (Mail.ru: Russian, then Exim's English) list
+        # every recipient twice, and the last one's block must not swallow the repeat.
+        # Its own address alone on a line is only its reply wrapping ("...illegal user:").
+        names = {a for a, _, _ in anchors}
+        bare = [(i, a) for i, ln in enumerate(lines) if (a := ln.strip().strip("<>:").lower()) in names]
         out: list[tuple[str, str]] = []
         for n, (addr, start, one_line) in enumerate(anchors):
             end = anchors[n + 1][1] if n + 1 < len(anchors) else len(lines)
+            end = min(end, next((i for i, a in bare if i > start and a != addr), end))  # its own: a wrapped reply
             if end == start:  # several addresses on one line share the text after them
                 end = next((a[1] for a in anchors[n + 1 :] if a[1] > start), len(lines))
             if one_line and n + 1 < len(anchors):
