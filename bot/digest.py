@@ -56,6 +56,16 @@ PostFn = Callable[[str, str, dict[str, Any]], Awaitable[str | None]]  # (team, c
 FindFn = Callable[[str, str, int, int, datetime], Awaitable[str | None]]
 METADATA_EVENT = "mailcheck_digest_part"
 STORE_RETRY_MAX_DELAY = 5.0  # seconds between retries of a store call while the database is away
+# A part left in doubt by a dead runner is only posted once Slack's history says it is
+# not there. While history cannot be read for a passing reason, the digest waits this
+# many re-claims (FIND_RETRY_S apart) before posting anyway: late and perhaps twice
+# beats never.
+FIND_PATIENCE = 5
+FIND_RETRY_S = 60
+# History errors that no wait will cure: the digest is posted at once (at least once).
+_HISTORY_NEVER = {"missing_scope", "not_allowed_token_type", "no_permission", "not_in_channel",
+                  "channel_not_found", "is_archived", "invalid_auth", "account_inactive", "token_revoked",
+                  "not_authed", "team_access_not_granted"}
 T = TypeVar("T")
 
 
@@ -520,6 +530,16 @@ def part_metadata(job: DigestJob, part: int) -> dict[str, Any]:
     return {"event_type": METADATA_EVENT, "event_payload": {"run_id": job.run_id, "part": part}}
 
 
+def _history_error(exc: Exception) -> str:
+    """Slack's error code for a failed history read, else the exception's type."""
+    resp = getattr(exc, "response", None)
+    try:
+        err = resp.get("error") if resp is not None else None
+    except Exception:
+        err = None
+    return str(err) if err else type(exc).__name__
+
+
 async def post_job(store: Store, job: DigestJob, post: PostFn, *, lease_s: int = DEFAULT_LEASE_S) -> str:
     """Post the prepared messages from the first unposted part; 'posted' | 'lost' | 'failed' | 'retry'.
 
@@ -537,8 +557,18 @@ async def post_job(store: Store, job: DigestJob, post: PostFn, *, lease_s: int =
         if find is not None and job.attempts > 1 and i == job.parts_posted:
             try:
                 ts = await find(job.team_id, job.channel_id, job.run_id, i, job.slot)
-            except Exception as exc:  # cannot tell: post (at-least-once beats never)
-                log.warning("digest %s: could not look for part %d in Slack: %s", job.run_id, i, exc)
+            except Exception as exc:
+                why = _history_error(exc)
+                if why not in _HISTORY_NEVER and job.attempts <= FIND_PATIENCE:
+                    # Cannot tell whether the part is there: wait rather than risk a repeat.
+                    log.warning("digest %s: could not look for part %d in Slack (%s); retrying in %d s",
+                                job.run_id, i, why, FIND_RETRY_S)
+                    release = partial(store.release, job, f"could not check Slack for part {i + 1}: {why}",
+                                      retry_in_s=FIND_RETRY_S)
+                    await store_retry("release", release, within=lease_s)
+                    return "retry"
+                log.warning("digest %s: could not look for part %d in Slack (%s): posting it (at least once)",
+                            job.run_id, i, why)
             if ts is not None:
                 log.info("digest %s part %d already in Slack (ts %s): not posted again", job.run_id, i, ts)
         if ts is None:

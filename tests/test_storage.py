@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import bot.digest as digest
-from bot.storage import Store, WatchInputError, default_sqlite_path, resolve_url
+from bot.storage import DigestJob, Store, WatchInputError, default_sqlite_path, resolve_url
 from bot.storage.migrate import current_revision, head_revision
 from tests import test_storage_backends as backends
 from tests.test_storage_backends import Recorder, fake_report
@@ -502,3 +502,71 @@ async def test_resumed_digest_does_not_repost_a_part_slack_already_has(store: St
     assert rec.posts == [] and looked == [(again.run_id, 0)]
     (run,) = await store.digest_runs()
     assert run["status"] == "posted" and json.loads(run["message_ts"]) == ["9.000"]
+
+
+async def _orphaned_part(store: Store) -> tuple[DigestJob, list[dict[str, Any]]]:
+    """A digest whose runner died after handing part 0 to Slack, before recording it."""
+    await _seed(store, channels=1, per_channel=1)
+    (job,) = await store.claim_due(lease_s=1)
+    channel_history: list[dict[str, Any]] = []
+
+    async def dying_post(team_id: str, channel_id: str, message: dict[str, Any]) -> str | None:
+        channel_history.append(message)
+        raise RuntimeError("killed before the answer")
+
+    with pytest.raises(RuntimeError):
+        await digest.run_jobs(store, [job], post=dying_post, lease_s=1)
+    await asyncio.sleep(1.1)
+    (again,) = await store.claim_due(lease_s=30)
+    return again, channel_history
+
+
+class _HistoryError(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.response = {"ok": False, "error": error}
+
+
+async def test_a_part_in_doubt_waits_while_slack_history_cannot_be_read(
+    store: Store, fake_audits: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History unreadable for a passing reason (Slack 5xx, rate limit after retries): the
+    digest is retried later instead of posting what may already be in the channel."""
+    monkeypatch.setattr(digest, "FIND_RETRY_S", 1)
+    job, channel_history = await _orphaned_part(store)
+    rec = Recorder()
+    outage = [True]
+
+    async def find_posted(team_id: str, channel_id: str, run_id: int, part: int, since: datetime) -> str | None:
+        if outage[0]:
+            raise _HistoryError("internal_error")
+        hit = [m for m in channel_history if m["metadata"]["event_payload"] == {"run_id": run_id, "part": part}]
+        return "9.000" if hit else None
+
+    rec.find_posted = find_posted  # type: ignore[attr-defined]
+    stats = await digest.run_jobs(store, [job], post=rec, lease_s=30)
+    assert stats.posted == 0 and rec.posts == []
+    (run,) = await store.digest_runs()
+    assert run["status"] != "posted" and "could not check Slack" in run["error"]
+    outage[0] = False
+    await asyncio.sleep(1.1)
+    (third,) = await store.claim_due(lease_s=30)
+    assert (await digest.run_jobs(store, [third], post=rec, lease_s=30)).posted == 1
+    assert rec.posts == []  # found in the channel: recorded, not posted again
+    (run,) = await store.digest_runs()
+    assert run["status"] == "posted" and json.loads(run["message_ts"]) == ["9.000"]
+
+
+async def test_a_part_in_doubt_is_posted_when_history_can_never_be_read(
+    store: Store, fake_audits: list[str]
+) -> None:
+    """Without the history scope there is no way to tell: post (at least once beats never)."""
+    job, _ = await _orphaned_part(store)
+    rec = Recorder()
+
+    async def find_posted(team_id: str, channel_id: str, run_id: int, part: int, since: datetime) -> str | None:
+        raise _HistoryError("missing_scope")
+
+    rec.find_posted = find_posted  # type: ignore[attr-defined]
+    assert (await digest.run_jobs(store, [job], post=rec, lease_s=30)).posted == 1
+    assert len(rec.posts) == 1
