@@ -17,6 +17,11 @@ GROUP_TITLES = {
     "blocklist": "Blocklists", "requirements": "Gmail / Yahoo / Microsoft sender requirements",
     "bounce": "Bounce", "message": "Message", "input": "Input", "ip": "IP",
 }
+GROUP_TITLES_JA = {
+    "ptr": "逆引きDNS（PTR / FCrDNS）", "blocklists": "ブロックリスト", "blocklist": "ブロックリスト",
+    "requirements": "Gmail / Yahoo / Microsoft の送信者要件", "bounce": "バウンス", "message": "メッセージ",
+    "input": "入力",
+}
 LABELS = {
     "en": {"fixes": "How to fix", "verify": "Check", "took": "took", "lists": "Blocklist lookups",
            "listed": "LISTED", "unknown": "unknown", "clean": "clean", "no_findings": "Nothing to report."},
@@ -44,7 +49,8 @@ def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
         groups.setdefault(f.group, []).append(f)
     order = sorted(groups, key=lambda g: min(SEVERITY_RANK[f.severity] for f in groups[g]))
     for g in order:
-        con.print(f"\n[bold underline]{escape(GROUP_TITLES.get(g, g.upper()))}[/bold underline]")
+        title = (GROUP_TITLES_JA.get(g) if lang == "ja" else None) or GROUP_TITLES.get(g, g.upper())
+        con.print(f"\n[bold underline]{escape(title)}[/bold underline]")
         for f in groups[g]:
             con.print(f"  [{STYLE[f.severity]}]{SYMBOL[f.severity]} {escape(f.title)}[/{STYLE[f.severity]}]"
                       f"  [dim]{f.code}[/dim]")

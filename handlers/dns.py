@@ -109,7 +109,9 @@ class DNSResult:
             Outcome.NODATA: "no record of that type",
             Outcome.ANSWER: "answered",
         }[self.outcome]
-        return f"{base}: {self.error}" if self.error and not self.definitive else base
+        if not self.error or self.definitive or self.error.upper() in base.upper():
+            return base  # "the resolver answered SERVFAIL", not "...SERVFAIL: SERVFAIL"
+        return f"{base}: {self.error}"
 
     # Convenience views -------------------------------------------------
     @property

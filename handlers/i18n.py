@@ -58,6 +58,7 @@ _KEEP_DETAIL = {"timeout", "refused", "refused_public_resolver", "error_code", "
 
 
 def _localize_blocklist_rows(report: Report, lang: str) -> None:
+    from knowledge.detail_phrases import to_japanese
     from knowledge.engine_texts import engine_text, load_engine_texts
 
     known = load_engine_texts()
@@ -66,7 +67,10 @@ def _localize_blocklist_rows(report: Report, lang: str) -> None:
             continue
         text = engine_text(f"why_{row.why_kind}", lang, codes=", ".join(row.codes))
         if row.why_kind in _KEEP_DETAIL and row.why_unknown:
-            text = f"{text} — {row.why_unknown}"
+            detail = row.why_unknown
+            if row.why_kind == "timeout":  # the reason already says it; keep which server
+                detail = detail.removeprefix("no answer (timeout): ")
+            text = f"{text} — {to_japanese(detail) if lang == 'ja' else detail}"
         row.why_unknown = text
 
 

@@ -282,6 +282,11 @@ def localize_finding(
         return fallback_title, fallback_detail
     ev: Mapping[str, Any] = evidence if isinstance(evidence, Mapping) else {}
     use = text.lang
+    if use == "ja":
+        from knowledge.detail_phrases import to_japanese
+
+        # The engines' own English inside the evidence ("the TXT lookup failed: ...").
+        ev = {k: to_japanese(v) if isinstance(v, str) else v for k, v in ev.items()}
 
     def one(template: str, fallback: str) -> str:
         if not template:

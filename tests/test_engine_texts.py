@@ -42,7 +42,8 @@ def test_every_unknown_kind_the_engine_reports_has_a_text() -> None:
 def test_a_japanese_report_says_why_a_list_is_unknown_in_japanese() -> None:
     zen = default_blocklists().get("zen.spamhaus.org")
     assert zen is not None
-    timeout = evaluate(zen, DNSResult("2.0.0.127.zen.spamhaus.org", "A", Outcome.TIMEOUT, error="did not answer"))
+    timeout = evaluate(zen, DNSResult("2.0.0.127.zen.spamhaus.org", "A", Outcome.TIMEOUT,
+                                      error="127.0.0.1:5353 did not answer"))
     assert timeout.status == "unknown" and timeout.why_kind == "timeout"
     rep = Report(kind="ip", subject="192.0.2.1")
     rep.blocklists = [
@@ -53,7 +54,8 @@ def test_a_japanese_report_says_why_a_list_is_unknown_in_japanese() -> None:
     ]
     out = localize_report(rep, "ja")
     first, second = (r.why_unknown for r in out.blocklists)
-    assert first.startswith(engine_text("why_timeout", "ja")) and "did not answer" in first
+    # The reason in Japanese, then which server stayed silent (for a ticket), not the English again.
+    assert first == f"{engine_text('why_timeout', 'ja')} — 127.0.0.1:5353 から応答がありません", first
     assert second == engine_text("why_test_failed", "ja")
     assert out.blocklists[0].to_dict()["why_kind"] == "timeout"
 
@@ -81,3 +83,28 @@ def test_a_japanese_report_explains_a_listing_in_japanese() -> None:
     xbl = next(rc for rc in zen.codes if rc.code == "127.0.0.4")
     assert out.blocklists[0].meaning == xbl.meaning_ja
     assert xbl.meaning_ja in out.findings[0].detail
+
+
+def test_the_engines_dns_wording_inside_a_japanese_finding_is_japanese_too() -> None:
+    """'the TXT lookup failed: the resolver answered SERVFAIL' is filled into the ja
+    template of spf.unknown: it must not switch to English mid-sentence."""
+    from handlers.model import Finding
+
+    res = DNSResult("broken.example.", "TXT", Outcome.SERVFAIL, error="SERVFAIL")
+    assert res.describe() == "the resolver answered SERVFAIL"  # not "...SERVFAIL: SERVFAIL"
+    rep = Report(kind="domain", subject="broken.example")
+    rep.add(Finding("spf.unknown", "unknown", "x", "y",
+                    evidence={"target": "broken.example", "error": f"the TXT lookup failed: {res.describe()}"}))
+    detail = localize_report(rep, "ja").findings[0].detail
+    assert "TXT の問い合わせに失敗しました: リゾルバーが SERVFAIL を返しました" in detail, detail
+    assert not re.search(r"[a-z]{4,} [a-z]{4,}", detail), detail  # no English words left
+
+
+def test_detail_phrases_are_valid_and_keep_their_placeholders() -> None:
+    from knowledge.detail_phrases import load_phrases, to_japanese
+
+    assert load_phrases()
+    assert to_japanese("the A lookup for mx.example.net failed: no answer (timeout)") == (
+        "mx.example.net の A の問い合わせに失敗しました: 応答なし（タイムアウト）"
+    )
+    assert to_japanese("something we never wrote") == "something we never wrote"
