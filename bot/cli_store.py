@@ -261,6 +261,9 @@ async def _loop(resolver: Callable[[], Any], *, interval: float = 30.0, lease_s:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     store = await _open()
+    # Operators (and the test) see when it is up and stoppable.
+    logging.getLogger("mailcheck.digest").info(
+        "digest loop started: checking every %s s, lease %s s; SIGTERM or SIGINT stops it", interval, lease_s)
     try:
         await run_scheduler(store, stop, resolver_factory=resolver, interval=interval, lease_s=lease_s)
     finally:

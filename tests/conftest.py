@@ -6,8 +6,17 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.dnsworld import DNSWorld, daemons_available, running_world
+
+# Property tests draw the same examples every run: a CI result must not depend on
+# the draw (the random exploration is tools/fuzz.py's job). Time is bounded by the
+# tests themselves (CPU time), never by hypothesis' per-example wall-clock deadline.
+settings.register_profile(
+    "mailcheck", derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("mailcheck")
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +27,20 @@ def dns_world() -> Iterator[DNSWorld]:
         pytest.skip("nsd/rbldnsd/dnsmasq not installed (apt-get install -y nsd rbldnsd dnsmasq-base)")
     with running_world() as world:
         yield world
+
+
+@pytest.fixture
+def mid_window_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate limits count hits per fixed window aligned to the clock (the hour): a test
+    that ran across xx:00:00 saw its count split in two. The store's clock is moved to
+    the middle of the hour (time still passes)."""
+    from datetime import timedelta
+
+    import bot.storage.store as store_mod
+
+    real = store_mod._utcnow
+    shift = timedelta(seconds=real().timestamp() % 3600 - 1800)
+    monkeypatch.setattr(store_mod, "_utcnow", lambda: real() - shift)
 
 
 # -- a hang guard for async tests --------------------------------------------------------

@@ -128,11 +128,9 @@ class DNSWorld:
         self.nsd_port, self.rbl_port, self.port = free_port(), free_port(), free_port()
         self.dead_port = free_port()
         # A socket that accepts packets and never answers: a list that times out.
-        self._blackhole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._blackhole.bind(("127.0.0.1", 0))
-        self._blackhole_tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._blackhole_tcp.bind(("127.0.0.1", self._blackhole.getsockname()[1]))
-        self._blackhole_tcp.listen(64)
+        from tests.support.ports import udp_tcp_pair
+
+        self._blackhole, self._blackhole_tcp, _ = udp_tcp_pair()
         self._start_nsd()
         self._start_rbldnsd()
         self._start_dnsmasq()

@@ -15,7 +15,7 @@ GMAIL_PTR_IPV6 = """<someone@gmail.com>: host gmail-smtp-in.l.google.com[2404:68
 
 
 async def test_a_gmail_ptr_rejection_over_ipv6_is_traced_to_the_missing_ptr(dns_world: DNSWorld) -> None:
-    report = await analyse_with_followup(GMAIL_PTR_IPV6, dns_world.resolver(timeout=0.5))
+    report = await analyse_with_followup(GMAIL_PTR_IPV6, dns_world.resolver(timeout=1.2))
     b = report.bounces[0]
     assert (b.reason, b.provider, b.sender_ip) == ("requireptr", "google", "2001:db8::20")
     codes = {f.code for f in report.findings}
@@ -36,7 +36,7 @@ async def test_a_bounce_naming_the_sender_domain_checks_its_authentication(dns_w
     text = ("550-5.7.26 Unauthenticated email from weak.example is not accepted due to domain's\n"
             "550-5.7.26 DMARC policy. Please contact the administrator of weak.example domain.\n"
             "550 5.7.26 https://support.google.com/mail/answer/2451690 - gsmtp\n")
-    report = await analyse_with_followup(text, dns_world.resolver(timeout=0.5))
+    report = await analyse_with_followup(text, dns_world.resolver(timeout=1.2))
     assert report.bounces[0].reason == "authfailure"
     codes = {f.code for f in report.findings}
     assert "dmarc.policy_none" in codes and "bounce.likely_cause" in codes

@@ -162,8 +162,21 @@ def test_digest_loop_runs_with_its_interval_and_stops_on_sigterm(tmp_path: objec
     proc = subprocess.Popen([sys.executable, "-m", "bot", "digest", "run", "--loop", "--interval", "5", "--lease", "120"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)  # started, first pass done (nothing due), waiting for the next
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        # Wait until it says it is up (signal handlers installed, store open): a fixed
+        # sleep raced the interpreter's start-up on a slow machine.
+        import selectors
+
+        assert proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        seen = ""
+        deadline = time.monotonic() + 60
+        while "digest loop started" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if sel.select(timeout=1):
+                seen += proc.stderr.readline()
+        assert "digest loop started" in seen, seen
+        time.sleep(0.5)  # into the first pass (nothing due) or the wait for the next
+        assert proc.poll() is None, seen
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -19,6 +19,7 @@ import pytest
 
 from handlers.dmarc import audit_dmarc
 from handlers.dns import DEFAULT_MAX_QUERIES, Outcome, Resolver
+from tests.support.ports import udp_tcp_pair
 from tests.support.zonedns import ZoneServer
 
 Responder = Callable[[dns.message.Message], bytes | None]
@@ -29,14 +30,13 @@ class OddServer:
 
     def __init__(self, responder: Responder, tcp_closes: bool = False) -> None:
         self.responder = responder
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
         self.tcp: socket.socket | None = None
         if tcp_closes:  # accepts TCP and hangs up at once: the TCP retry fails
-            self.tcp = socket.socket()
-            self.tcp.bind(("127.0.0.1", self.port))
-            self.tcp.listen(16)
+            self.udp, self.tcp, self.port = udp_tcp_pair()
+        else:
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", 0))
+            self.port = self.udp.getsockname()[1]
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._serve_udp, daemon=True)]
         if self.tcp:
@@ -175,7 +175,7 @@ async def test_a_truncated_answer_is_retried_over_tcp() -> None:
 async def test_the_query_budget_stops_sending() -> None:
     records = {(f"n{i}.example", "A"): ["192.0.2.1"] for i in range(20)}
     with ZoneServer(records) as server:
-        resolver = Resolver(nameservers=[server.address], timeout=1.0, max_queries=5)
+        resolver = Resolver(nameservers=[server.address], timeout=5.0, max_queries=5)  # no retry packets
         results = await asyncio.gather(*(resolver.query(f"n{i}.example", "A") for i in range(20)))
         assert sum(r.ok for r in results) == 5
         over = [r for r in results if not r.ok]
@@ -207,12 +207,7 @@ def test_budget_defaults() -> None:
 @pytest.fixture
 def blackhole() -> Iterator[int]:
     """A nameserver address that takes UDP and TCP and never answers."""
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    port = u.getsockname()[1]
-    t = socket.socket()
-    t.bind(("127.0.0.1", port))
-    t.listen(16)
+    u, t, port = udp_tcp_pair()
     yield port
     u.close()
     t.close()
@@ -254,14 +249,16 @@ async def test_every_query_ends_when_ids_are_reused_at_once(monkeypatch: pytest.
 
     ids = iter(range(10**9))
     monkeypatch.setattr(dnsmod, "_random_id", lambda: next(ids) % 4)
-    records = {(f"n{i}.example", "TXT"): (["ok"] if i % 3 else "TIMEOUT") for i in range(60)}
+    # A generous timeout: the names meant to answer must answer however slow the machine
+    # (the test server answers from threads); four IDs still make every send a reuse.
+    records = {(f"n{i}.example", "TXT"): (["ok"] if i % 10 else "TIMEOUT") for i in range(60)}
     with ZoneServer(records) as server:
-        resolver = Resolver(nameservers=[server.address], timeout=0.2, concurrency=4)
+        resolver = Resolver(nameservers=[server.address], timeout=2.0, concurrency=4)
         results = await asyncio.wait_for(
-            asyncio.gather(*(resolver.txt(f"n{i}.example") for i in range(60))), 30
+            asyncio.gather(*(resolver.txt(f"n{i}.example") for i in range(60))), 60
         )
     for i, r in enumerate(results):
-        assert r.outcome is (Outcome.ANSWER if i % 3 else Outcome.TIMEOUT), (i, r)
+        assert r.outcome is (Outcome.ANSWER if i % 10 else Outcome.TIMEOUT), (i, r)
 
 
 def test_an_answer_to_another_question_never_ends_a_query() -> None:

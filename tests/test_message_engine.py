@@ -83,7 +83,7 @@ def all_of(report: Report, code: str) -> list[Finding]:
 
 
 async def run(world: DNSWorld, data: bytes | str, **kw: Any) -> Report:
-    return await diagnose_message(data, world.resolver(timeout=0.6), **kw)
+    return await diagnose_message(data, world.resolver(timeout=1.2), **kw)
 
 
 # ------------------------------------------------------------------- DKIM

@@ -79,6 +79,19 @@ class Harness:
             data = {"text": raw}
         return status, data, elapsed, hook
 
+    async def answer(self, text: str, **kw: Any) -> dict[str, Any]:
+        """What the user ends up seeing for a store-backed command (watch, lang ...): the
+        ack itself, or, when the store took longer than the ack may wait and the ack said
+        'working on it', the message that followed on the response URL."""
+        from bot.slack.messages import text as message_text
+
+        status, ack, _elapsed, hook = await self.command(text, **kw)
+        assert status == 200, ack
+        if ack.get("text") not in (message_text("en", "working"), message_text("ja", "working")):
+            return ack
+        await self.fake.wait_for(lambda: self.hooks_to(hook), timeout=30)
+        return self.hooks_to(hook)[0]
+
     async def event(self, event: dict[str, Any], event_id: str, extra: dict[str, str] | None = None
                     ) -> tuple[int, str]:
         body = event_body(event, event_id=event_id)
@@ -169,17 +182,20 @@ async def test_domain_audit_posted_via_response_url(harness: Harness) -> None:
 
 
 async def test_ack_arrives_while_slow_check_runs(harness: Harness) -> None:
+    """The ack never waits for a check. Slack's limit is 3 s; the slow audit below needs
+    at least two full 1 s DNS timeouts, so an ack that waited for it would miss that."""
     status, ack, elapsed, hook = await harness.command("slow.example")
     assert status == 200 and "slow.example" in ack["text"]
-    assert elapsed < 0.5, elapsed
+    assert elapsed < 3.0, elapsed
     # The audit of slow.example (a zone that never answers) is still running ...
     assert harness.rt.tasks
     assert not harness.hooks_to(hook)
-    # ... and another user's command is acked at once meanwhile.
+    # ... and another user's command is acked at once meanwhile, and answered first:
+    # an SPF evaluation of a zone that answers takes milliseconds, the slow audit >= 2 s.
     t0 = time.perf_counter()
-    status2, ack2, elapsed2, hook2 = await harness.command("ip 192.0.2.1", user="U2")
-    assert status2 == 200 and elapsed2 < 0.5, elapsed2
-    assert "192.0.2.1" in ack2["text"]
+    status2, ack2, elapsed2, hook2 = await harness.command("spf good.example 192.0.2.1", user="U2")
+    assert status2 == 200 and elapsed2 < 3.0, elapsed2
+    assert "good.example" in ack2["text"]
     await harness.fake.wait_for(lambda: harness.hooks_to(hook2), timeout=20)
     assert not harness.hooks_to(hook), "the slow audit should still be running"
     await harness.fake.wait_for(lambda: harness.hooks_to(hook), timeout=40)
@@ -191,7 +207,7 @@ async def test_ack_arrives_while_slow_check_runs(harness: Harness) -> None:
 
 async def test_help_and_unknown_input(harness: Harness) -> None:
     status, ack, elapsed, _hook = await harness.command("help")
-    assert status == 200 and elapsed < 1.0
+    assert status == 200 and elapsed < 3.0  # Slack's ack limit
     assert "/mailcheck example.com" in block_text(ack)
     all_blocks(ack)
     status, ack, _e, _hook2 = await harness.command("frobnicate the widgets")
@@ -360,8 +376,8 @@ async def test_file_from_untrusted_host_is_not_fetched(harness: Harness) -> None
 
 
 async def test_autodetect_off_per_channel(harness: Harness) -> None:
-    status, ack, _e, _h = await harness.command("autodetect off", channel="C9")
-    assert status == 200 and "off" in block_text(ack)
+    ack = await harness.answer("autodetect off", channel="C9")
+    assert "off" in block_text(ack)
     await harness.event({**paste_event("1700001000.000100", slack_escape(GMAIL_BOUNCE)), "channel": "C9"},
                         "EvA1")
     await asyncio.sleep(0.3)
@@ -381,8 +397,8 @@ async def test_autodetect_off_per_channel(harness: Harness) -> None:
 
 # -- language, buttons, fallbacks ------------------------------------------------------------
 async def test_lang_switch_to_japanese(harness: Harness) -> None:
-    status, ack, _e, _h = await harness.command("lang ja")
-    assert status == 200 and "日本語" in block_text(ack)
+    ack = await harness.answer("lang ja")
+    assert "日本語" in block_text(ack)
     status, ack, _e, hook = await harness.command("good.example")
     assert "確認しています" in ack["text"]
     await harness.fake.wait_for(lambda: harness.hooks_to(hook), timeout=30)
@@ -441,18 +457,18 @@ async def test_expired_response_url_falls_back_to_chat_post_message(harness: Har
 
 
 async def test_watch_unwatch_watches(harness: Harness) -> None:
-    _s, ack, _e, _h = await harness.command("watch good.example weekdays 08:30 tz=Asia/Tokyo", channel="C3")
+    ack = await harness.answer("watch good.example weekdays 08:30 tz=Asia/Tokyo", channel="C3")
     text = block_text(ack)
     assert "Watching *good.example*" in text and "weekdays 08:30" in text and "Asia/Tokyo" in text
-    _s, ack, _e, _h = await harness.command("watch 192.0.2.1", channel="C3")  # tz from the Slack profile
+    ack = await harness.answer("watch 192.0.2.1", channel="C3")  # tz from the Slack profile
     assert "Asia/Tokyo" in block_text(ack)
-    _s, ack, _e, _h = await harness.command("watches", channel="C3")
+    ack = await harness.answer("watches", channel="C3")
     assert "good.example" in block_text(ack) and "192.0.2.1" in block_text(ack)
-    _s, ack, _e, _h = await harness.command("watches", channel="C4")
+    ack = await harness.answer("watches", channel="C4")
     assert "Nothing is watched" in block_text(ack)
-    _s, ack, _e, _h = await harness.command("unwatch good.example", channel="C3")
+    ack = await harness.answer("unwatch good.example", channel="C3")
     assert "Stopped watching" in block_text(ack)
-    _s, ack, _e, _h = await harness.command("watch good.example hourly", channel="C3")
+    ack = await harness.answer("watch good.example hourly", channel="C3")
     assert "schedule must be" in block_text(ack)
     await harness.settle()
 
@@ -515,10 +531,10 @@ async def test_pasted_message_headers_get_the_message_diagnosis(harness: Harness
 
 
 async def test_digest_now_posts_to_the_channel(harness: Harness) -> None:
-    _s, ack, _e, _h = await harness.command("digest now", channel="C6")
+    ack = await harness.answer("digest now", channel="C6")
     assert "Nothing is watched" in block_text(ack)
-    await harness.command("watch good.example", channel="C6")
-    _s, ack, _e, _h = await harness.command("digest now", channel="C6")
+    assert "Watching" in block_text(await harness.answer("watch good.example", channel="C6"))
+    ack = await harness.answer("digest now", channel="C6")
     assert "Running the digest" in block_text(ack)
     await harness.fake.wait_for(lambda: any(c.params.get("channel") == "C6" for c in harness.fake.posts()),
                                 timeout=40)

