@@ -423,11 +423,13 @@ async def test_scheduler_survives_dropped_connections_and_posts_once(fake_audits
         await _seed(store, channels=3, per_channel=1)
         posts: list[str] = []
         cuts: list[int] = []
+        admin_lock = asyncio.Lock()  # one asyncpg connection: one operation at a time
 
         async def post(team_id: str, channel_id: str, message: dict[str, Any]) -> str | None:
             posts.append(channel_id)
             if len(posts) == 1:  # Slack took the message; the database goes away before it is recorded
-                cuts.append(await gate.cut(admin, down_s=1.0))
+                async with admin_lock:
+                    cuts.append(await gate.cut(admin, down_s=1.0))
             return f"{len(posts)}.000"
 
         stop = asyncio.Event()
@@ -436,7 +438,9 @@ async def test_scheduler_survives_dropped_connections_and_posts_once(fake_audits
         runs: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            runs = [dict(r) for r in await admin.fetch(f'SELECT status, attempts FROM "{schema}".digest_runs')]
+            async with admin_lock:  # the scheduler's post() may be cutting connections with it
+                rows = await admin.fetch(f'SELECT status, attempts FROM "{schema}".digest_runs')
+            runs = [dict(r) for r in rows]
             if len(runs) == 3 and all(r["status"] == "posted" for r in runs):
                 break
         stop.set()
