@@ -35,6 +35,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from bot.storage import DEFAULT_LEASE_S, DigestJob, Store, Watch, is_transient_error
+from bot.storage.store import MAX_ATTEMPTS
 from handlers.digest_diff import Change, checked, describe, diff_reports, slim_report, status_line
 from handlers.dns import DEFAULT_MAX_QUERIES, Resolver
 from handlers.model import Report
@@ -57,10 +58,9 @@ FindFn = Callable[[str, str, int, int, datetime], Awaitable[str | None]]
 METADATA_EVENT = "mailcheck_digest_part"
 STORE_RETRY_MAX_DELAY = 5.0  # seconds between retries of a store call while the database is away
 # A part left in doubt by a dead runner is only posted once Slack's history says it is
-# not there. While history cannot be read for a passing reason, the digest waits this
-# many re-claims (FIND_RETRY_S apart) before posting anyway: late and perhaps twice
-# beats never.
-FIND_PATIENCE = 5
+# not there. While history cannot be read for a passing reason, the digest waits
+# (FIND_RETRY_S between re-claims) until its last allowed claim (the store's
+# MAX_ATTEMPTS), which posts anyway: late and perhaps twice beats never.
 FIND_RETRY_S = 60
 # History errors that no wait will cure: the digest is posted at once (at least once).
 _HISTORY_NEVER = {"missing_scope", "not_allowed_token_type", "no_permission", "not_in_channel",
@@ -559,7 +559,7 @@ async def post_job(store: Store, job: DigestJob, post: PostFn, *, lease_s: int =
                 ts = await find(job.team_id, job.channel_id, job.run_id, i, job.slot)
             except Exception as exc:
                 why = _history_error(exc)
-                if why not in _HISTORY_NEVER and job.attempts <= FIND_PATIENCE:
+                if why not in _HISTORY_NEVER and job.attempts < MAX_ATTEMPTS:
                     # Cannot tell whether the part is there: wait rather than risk a repeat.
                     log.warning("digest %s: could not look for part %d in Slack (%s); retrying in %d s",
                                 job.run_id, i, why, FIND_RETRY_S)

@@ -100,6 +100,10 @@ class Bulk:
         self.again = False
         self.hook: Callable[[int, DNSResult], None] | None = None
         self.delivered: set[int] = set()  # request numbers whose result the hook has seen
+        # While run() still reads the caller's request iterator, results wait here: the
+        # caller's state for them may not be complete yet (a list's test points can span
+        # two admission chunks).
+        self.held: list[tuple[int, DNSResult]] | None = None
         self.closed = False
         self.skipped: dict[Hashable, str] = {}  # group -> why its unsent names are not asked
         servers = list(resolver.nameservers)
@@ -119,6 +123,7 @@ class Bulk:
             except OSError:
                 pass  # unreachable server: each lookup's attempt on it ends as ERROR in _send
         self.hook = on_result
+        self.held = []
         self.slots.listen(self.pump)
         try:
             # Admit in chunks and start sending at once: admitting thousands of names
@@ -134,6 +139,9 @@ class Bulk:
             self._abandon()
             self.slots.unlisten(self.pump)
             raise
+        held, self.held = self.held, None
+        for i, res in held:
+            self._deliver(i, res)
         if on_result is not None:
             # Results reach the caller as they come (its work overlaps the network wait);
             # every call happens before run() returns. Our own sends report from _finish;
@@ -380,6 +388,9 @@ class Bulk:
 
     def _deliver(self, i: int, res: DNSResult) -> None:
         if self.hook is None or self.abandoned or i < 0 or i in self.delivered:
+            return
+        if self.held is not None:
+            self.held.append((i, res))
             return
         self.delivered.add(i)
         try:

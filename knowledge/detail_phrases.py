@@ -18,7 +18,10 @@ from knowledge.yamlload import load_yaml
 
 PHRASES_FILE = Path(__file__).resolve().parent / "detail_phrases.yaml"
 _SLOT = re.compile(r"\{([a-z_]+)\}")
-_TOKEN = r"[^\s:;,()（）]+"
+# One token: no spaces or separators, bounded (a slot must not rescan a long word from
+# every position), and starting at a boundary.
+_BOUNDARY = r"(?<![^\s:;,()（）])"
+_TOKEN = r"[^\s:;,()（）]{1,255}"
 
 
 class Phrase(BaseModel):
@@ -44,7 +47,7 @@ def _pattern(en: str) -> re.Pattern[str]:
     out, pos = [], 0
     for m in _SLOT.finditer(en):
         out.append(re.escape(en[pos : m.start()]))
-        out.append(f"(?P<{m.group(1)}>{_TOKEN})")
+        out.append(f"{_BOUNDARY}(?P<{m.group(1)}>{_TOKEN})")
         pos = m.end()
     out.append(re.escape(en[pos:]))
     return re.compile("".join(out))

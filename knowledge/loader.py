@@ -258,6 +258,9 @@ def render_template(template: str, evidence: Mapping[str, Any] | None, lang: str
     return _strip_missing(filled, lang)
 
 
+ENGINE_TEXT_KEYS = frozenset({"error"})  # evidence keys holding an engine's own English
+
+
 def localize_finding(
     code: str,
     lang: str,
@@ -285,8 +288,10 @@ def localize_finding(
     if use == "ja":
         from knowledge.detail_phrases import to_japanese
 
-        # The engines' own English inside the evidence ("the TXT lookup failed: ...").
-        ev = {k: to_japanese(v) if isinstance(v, str) else v for k, v in ev.items()}
+        # The engines' own English inside the evidence ("the TXT lookup failed: ..."). Only
+        # the keys engines fill with their wording: subjects, records and names are quoted
+        # material and stay exactly as they were.
+        ev = {k: to_japanese(v) if k in ENGINE_TEXT_KEYS and isinstance(v, str) else v for k, v in ev.items()}
 
     def one(template: str, fallback: str) -> str:
         if not template:

@@ -297,3 +297,30 @@ def test_a_bilingual_notice_listing_recipients_twice_keeps_each_recipients_own_r
     report = analyse_bounce(text)
     got = {b.recipient: (b.reason, b.status) for b in report.bounces}
     assert got == {"mikeneko@example.jp": ("mailboxfull", "5.2.2"), "sabineko@example.jp": ("userunknown", "5.1.1")}
+
+
+def test_a_size_in_the_intro_is_not_a_reply_code_for_every_recipient() -> None:
+    text = (
+        "From: MAILER-DAEMON@mx.example.net\nTo: shironeko@example.jp\nSubject: Undelivered Mail\n\n"
+        "Your message (size 450 KB) could not be delivered to some recipients.\n\n"
+        "a@example.org: mailbox is full\n"
+        "b@example.org: user unknown\n"
+    )
+    report = analyse_bounce(text)
+    assert [b.reply_code for b in report.bounces] == [None, None], [b.to_dict() for b in report.bounces]
+
+
+def test_a_permanent_queue_expiry_5_4_7_is_expired_too() -> None:
+    text = (
+        "Reporting-MTA: dns; neko.example.jp\n\nFinal-Recipient: RFC822; nyaan@example.org\n"
+        "Action: failed\nStatus: 5.4.7\n"
+        "Diagnostic-Code: X-Sendmail; Message could not be delivered for 5 days: Connection refused\n"
+    )
+    assert one(text).reason == "expired"
+
+
+def test_an_enhanced_status_right_after_japanese_text_is_read() -> None:
+    from handlers.bounce.smtp import find_status
+
+    assert find_status("宛先不明5.1.1") == "5.1.1"
+    assert find_status("Lotus SMTP MTA v4.6.1") is None

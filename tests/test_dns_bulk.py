@@ -4,6 +4,7 @@ answers and manners as one-by-one queries, and every lookup ends."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
@@ -166,3 +167,33 @@ async def test_an_unreachable_nameserver_gives_errors_not_an_exception(monkeypat
     out = await asyncio.wait_for(r.query_many([("a.example", "A", "g"), ("b.example", "TXT", "g")]), 10)
     assert [x.outcome for x in out] == [Outcome.ERROR, Outcome.ERROR]
     assert "unreachable" in out[0].error
+
+
+async def test_results_are_held_until_every_request_has_been_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller builds its state for a request as it yields it (the blocklist engine's
+    test points): no result may reach it while its request iterator is still being read."""
+    import handlers.dns_bulk as bulkmod
+
+    monkeypatch.setattr(bulkmod, "ADMIT_CHUNK", 2)  # answers arrive between admission chunks
+    yielded: list[int] = []
+    early: list[int] = []
+
+    def requests() -> Iterator[tuple[str, str, str]]:
+        for i in range(12):
+            yielded.append(i)
+            yield (f"n{i}.example", "A", "g")
+
+    with ZoneServer({(f"n{i}.example", "A"): ["192.0.2.1"] for i in range(12)}) as server:
+        # A spent deadline ends every lookup the moment it is sent, inside admission.
+        r = Resolver(nameservers=[server.address], timeout=5.0, deadline=0.01)
+        await asyncio.sleep(0.02)
+        seen: list[int] = []
+
+        def hook(i: int, res: DNSResult) -> None:
+            if len(yielded) < 12:
+                early.append(i)
+            seen.append(i)
+
+        out = await r.query_many(requests(), on_result=hook)
+    assert sorted(seen) == list(range(12)) and all(x.outcome is Outcome.TIMEOUT for x in out)
+    assert not early, early

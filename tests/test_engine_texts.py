@@ -108,3 +108,26 @@ def test_detail_phrases_are_valid_and_keep_their_placeholders() -> None:
         "mx.example.net の A の問い合わせに失敗しました: 応答なし（タイムアウト）"
     )
     assert to_japanese("something we never wrote") == "something we never wrote"
+
+
+def test_quoted_material_in_a_japanese_finding_is_left_as_it_was() -> None:
+    """Only the engines' own wording is rewritten: a subject or a record that happens to
+    contain such a phrase is quoted exactly."""
+    from handlers.model import Finding
+
+    subject = "URGENT: our mail server did not answer!!!"
+    rep = Report(kind="message", subject="x")
+    rep.add(Finding("message.subject_suspicious", "warning", "x", "y",
+                    evidence={"target": "x", "value": subject, "error": "mx.example.net did not answer"}))
+    out = localize_report(rep, "ja").findings[0]
+    assert out.detail == f"件名: {subject}", out.detail
+
+
+def test_phrase_rewriting_stays_linear_on_long_words() -> None:
+    from knowledge.detail_phrases import to_japanese
+    from tests.support.timing import cpu_timed
+
+    text = "x" * 40_000 + " did not answer"
+    out, took = cpu_timed(lambda: to_japanese(text))
+    assert took < 0.5, took
+    assert out == text  # a 40,000-character "server" is no server name

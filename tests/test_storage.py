@@ -574,3 +574,30 @@ async def test_a_part_in_doubt_is_posted_when_history_can_never_be_read(
     rec.find_posted = find_posted  # type: ignore[attr-defined]
     assert (await digest.run_jobs(store, [job], post=rec, lease_s=30)).posted == 1
     assert len(rec.posts) == 1
+
+
+async def test_a_part_in_doubt_is_posted_on_the_last_claim_if_history_never_comes_back(
+    store: Store, fake_audits: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for history must not cost the digest itself: the last claim the store
+    allows posts it (late, and perhaps twice, beats never)."""
+    from bot.storage.store import MAX_ATTEMPTS
+
+    monkeypatch.setattr(digest, "FIND_RETRY_S", 1)
+    job, _ = await _orphaned_part(store)
+    rec = Recorder()
+
+    async def find_posted(team_id: str, channel_id: str, run_id: int, part: int, since: datetime) -> str | None:
+        raise _HistoryError("ratelimited")
+
+    rec.find_posted = find_posted  # type: ignore[attr-defined]
+    while True:
+        stats = await digest.run_jobs(store, [job], post=rec, lease_s=30)
+        if stats.posted:
+            break
+        assert job.attempts < MAX_ATTEMPTS and rec.posts == []
+        await asyncio.sleep(1.1)
+        (job,) = await store.claim_due(lease_s=30)
+    assert job.attempts == MAX_ATTEMPTS and len(rec.posts) == 1
+    (run,) = await store.digest_runs()
+    assert run["status"] == "posted"

@@ -70,8 +70,12 @@ def _transcript_replies(text: str, single: bool = False) -> str:
 _ROBOT_LOCALPARTS = ("postmaster", "mailer-daemon", "mailer_daemon", "root", "abuse", "noreply", "no-reply")
 
 
+_REPLY_AT_START = re.compile(r"(?:^|said:|below:|error:)\s*[45][0-5]\d[ -]", re.IGNORECASE)
+
+
 def _has_code(text: str) -> bool:
-    return bool(find_status(text) or find_reply(text))
+    """An enhanced status, or a reply where replies start: "size 450 KB" is no code."""
+    return bool(find_status(text) or _REPLY_AT_START.search(text))
 
 
 def _named_address(text: str, exclude: set[str]) -> str | None:

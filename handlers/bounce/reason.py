@@ -121,7 +121,7 @@ class ReasonFinder:
         text = f.diagnostic.lower()
         if f.status and f.status.startswith("2."):
             return "delivered"
-        if self.status_name(f.status) == "expired" and self.phrase("expired", text):
+        if (f.status or "")[1:] == ".4.7" and self.phrase("expired", text):
             # The queue lifetime ran out (x.4.7 and "could not be delivered for 5 days"):
             # the last attempt's error ("Connection refused") is why it kept failing,
             # not why it bounced.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 # RFC 3463 enhanced status: class.subject.detail, not part of a longer dotted number
 # (an IPv4 address or a version string) nor glued to a word (the "v4.6.1" of
 # "Lotus SMTP MTA v4.6.1" is a version, not a 4.6.1 content error).
-STATUS_RE = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
+STATUS_RE = re.compile(r"(?<![A-Za-z0-9_.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")  # ASCII: "宛先不明5.1.1" counts
 # A reply code as it starts an SMTP reply: "550 ", "550-", "550:" or at the end.
 # 2yz replies are only the ones SMTP defines (RFC 5321 4.2.3): "Size (in bytes): 222" is
 # not a reply. 4yz/5yz stay open: receivers invent codes there (521, 554, 571 ...).
