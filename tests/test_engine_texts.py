@@ -131,3 +131,15 @@ def test_phrase_rewriting_stays_linear_on_long_words() -> None:
     out, took = cpu_timed(lambda: to_japanese(text))
     assert took < 0.5, took
     assert out == text  # a 40,000-character "server" is no server name
+
+
+def test_record_syntax_problems_read_in_japanese() -> None:
+    import knowledge
+
+    _title, detail = knowledge.localize_finding(
+        "mta_sts.invalid", "ja", {"target": "example.com", "error": "id= must be 1-32 letters/digits"}, "t", "d")
+    assert "id= は英数字1〜32文字にします" in detail, detail
+    _title, detail = knowledge.localize_finding(
+        "dmarc.invalid", "ja", {"target": "example.com", "record": "v=DMARC1; p=foo",
+                                "error": "p=foo is not a policy (use none, quarantine or reject)"}, "t", "d")
+    assert "p=foo はポリシーとして無効です" in detail, detail
