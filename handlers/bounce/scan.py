@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from bisect import bisect_right
 
 from knowledge.bounce import MtaFormats
 
@@ -48,6 +49,7 @@ _SKIP_BEFORE = (
 # Sendmail's per-recipient error line: "550 <rcpt>... User unknown" (also "554 5.0.0 <rcpt>...").
 _SENDMAIL_ERROR_PREFIX = re.compile(r"^[245]\d\d(?:[ -][245]\.\d{1,3}\.\d{1,3})?$")
 _MAX_BLOCK_LINES = 80
+MAX_SCAN_LINES = 20_000  # a bounce's own text is far shorter; the rest of a huge paste is not read
 
 
 def valid_ip(text: str) -> str | None:
@@ -146,31 +148,55 @@ class HumanText:
         return out
 
     def blocks(self, text: str, exclude: set[str]) -> tuple[list[tuple[str, str]], str]:
-        """[(recipient, diagnostic)] from the text, plus the text before any recipient."""
-        lines = clean_lines(text)
+        """[(recipient, diagnostic)] from the text, plus the text before any recipient.
+
+        Linear in the text: lines are cleaned of boilerplate only where a block or the
+        preamble uses them, and each block reads its own lines (a paste of thousands of
+        lines with hundreds of addresses must not cost lines x addresses)."""
+        lines = clean_lines(text)[:MAX_SCAN_LINES]
         anchors = self.recipients(lines, exclude)
-        kept = [
-            (i, t) for i, t in ((i, self._strip_boilerplate(ln)) for i, ln in enumerate(lines)) if t.strip()
-        ]
+        stripped: dict[int, str] = {}
+
+        def kept(lo: int, hi: int, max_lines: int) -> list[str]:
+            out: list[str] = []
+            size = 0
+            for i in range(lo, hi):
+                t = stripped.get(i)
+                if t is None:
+                    t = stripped[i] = self._strip_boilerplate(lines[i])
+                if t.strip():
+                    out.append(t)
+                    size += len(t)
+                    if len(out) >= max_lines or size > 2 * MAX_DIAG:
+                        break
+            return out
+
         if not anchors:
-            return [], squeeze(" ".join(ln for _, ln in kept[:_MAX_BLOCK_LINES]))[:MAX_DIAG]
+            return [], squeeze(" ".join(kept(0, len(lines), _MAX_BLOCK_LINES)))[:MAX_DIAG]
         first = anchors[0][1]
-        pre = squeeze(" ".join(ln for i, ln in kept if i < first))[:MAX_DIAG]
+        pre = squeeze(" ".join(kept(0, first, len(lines))))[:MAX_DIAG]
         # A line that is nothing but a failed recipient's address starts that recipient's
         # section again: bilingual notices (Mail.ru: Russian, then Exim's English) list
         # every recipient twice, and the last one's block must not swallow the repeat.
         # Its own address alone on a line is only its reply wrapping ("...illegal user:").
         names = {a for a, _, _ in anchors}
         bare = [(i, a) for i, ln in enumerate(lines) if (a := ln.strip().strip("<>:").lower()) in names]
+        bare_at = [i for i, _ in bare]
+        starts = sorted({a[1] for a in anchors})
         out: list[tuple[str, str]] = []
         for n, (addr, start, one_line) in enumerate(anchors):
             end = anchors[n + 1][1] if n + 1 < len(anchors) else len(lines)
-            end = min(end, next((i for i, a in bare if i > start and a != addr), end))  # its own: a wrapped reply
+            k = bisect_right(bare_at, start)
+            while k < len(bare) and bare[k][1] == addr:  # its own: a wrapped reply
+                k += 1
+            if k < len(bare):
+                end = min(end, bare[k][0])
             if end == start:  # several addresses on one line share the text after them
-                end = next((a[1] for a in anchors[n + 1 :] if a[1] > start), len(lines))
+                k = bisect_right(starts, start)
+                end = starts[k] if k < len(starts) else len(lines)
             if one_line and n + 1 < len(anchors):
                 end = min(end, start + 1)
-            body = [ln for i, ln in kept if start <= i < end][:_MAX_BLOCK_LINES]
+            body = kept(start, end, _MAX_BLOCK_LINES)
             out.append((addr, squeeze(" ".join(body))[:MAX_DIAG]))
         return out, pre
 

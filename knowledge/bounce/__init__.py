@@ -23,7 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from knowledge.schema import REASONS  # the one copy of Sisimai's reason vocabulary
@@ -330,8 +329,10 @@ class Explanations(_Strict):
 
 # ---------------------------------------------------------------------- loader
 def _read(path: Path) -> object:
+    from knowledge.yamlload import load_yaml  # libyaml's parser: start-up time matters
+
     with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return load_yaml(fh)
 
 
 class BounceKnowledge:
