@@ -339,3 +339,16 @@ def test_a_huge_paste_of_mbox_separators_is_answered_well_within_the_limit() -> 
     report, took = cpu_timed(lambda: analyse_bounce(many))
     assert took < 10, took
     assert report.bounces and all(b.reason == "userunknown" for b in report.bounces)
+
+
+def test_a_japanese_mailing_list_refusing_a_non_member_is_a_rejected_sender() -> None:
+    """fml (common on Japanese servers) answers a non-member's post with its own notice."""
+    text = (
+        "From: staff-admin@example.org\nTo: sironeko@neko.example.org\n"
+        "Subject: You sironeko@neko.example.org are not member (staff ML)\n\n"
+        "You are not a member of this mailing list <staff@example.org>.\n\n"
+        "If you know the general guide of this list, please send mail with\nthe mail body\n\n\tguide\n\n"
+        "to the address\n\n\tstaff-ctl@example.org\n\nwhere guide is equal to GUIDE for case insensitive.\n"
+    )
+    b = one(text)
+    assert (b.recipient, b.reason, b.hard) == ("staff@example.org", "rejected", False)

@@ -45,6 +45,7 @@ _SKIP_BEFORE = (
     "contact",  # "please contact <postmaster@...>"
     "send mail to",
     "sent by",  # Exim: "A message sent by <sender> could not be delivered"
+    "to the address",  # "send mail with the body 'guide' to the address <list-ctl@...>": an instruction
 )
 # Sendmail's per-recipient error line: "550 <rcpt>... User unknown" (also "554 5.0.0 <rcpt>...").
 _SENDMAIL_ERROR_PREFIX = re.compile(r"^[245]\d\d(?:[ -][245]\.\d{1,3}\.\d{1,3})?$")
