@@ -22,6 +22,9 @@ _SLOT = re.compile(r"\{([a-z_]+)\}")
 # every position), and starting at a boundary.
 _BOUNDARY = r"(?<![^\s:;,()（）])"
 _TOKEN = r"[^\s:;,()（）]{1,255}"
+# A placeholder named quoted_* matches one single-quoted value as Python's repr writes
+# it ('ip4:192.0.2.300'): SPF terms hold colons and slashes.
+_QUOTED = r"'[^'\n]{0,255}'"
 
 
 class Phrase(BaseModel):
@@ -47,7 +50,8 @@ def _pattern(en: str) -> re.Pattern[str]:
     out, pos = [], 0
     for m in _SLOT.finditer(en):
         out.append(re.escape(en[pos : m.start()]))
-        out.append(f"{_BOUNDARY}(?P<{m.group(1)}>{_TOKEN})")
+        slot = _QUOTED if m.group(1).startswith("quoted") else _TOKEN
+        out.append(f"{_BOUNDARY}(?P<{m.group(1)}>{slot})")
         pos = m.end()
     out.append(re.escape(en[pos:]))
     return re.compile("".join(out))

@@ -143,3 +143,13 @@ def test_record_syntax_problems_read_in_japanese() -> None:
         "dmarc.invalid", "ja", {"target": "example.com", "record": "v=DMARC1; p=foo",
                                 "error": "p=foo is not a policy (use none, quarantine or reject)"}, "t", "d")
     assert "p=foo はポリシーとして無効です" in detail, detail
+
+
+def test_spf_syntax_errors_read_in_japanese_with_the_term_quoted_as_written() -> None:
+    import knowledge
+    from handlers.spf.parser import parse_record
+
+    err = parse_record("v=spf1 ip4:192.0.2.300 -all")
+    _title, detail = knowledge.localize_finding(
+        "spf.permerror", "ja", {"target": "example.com", "error": err.message}, "t", "d")  # type: ignore[union-attr]
+    assert "'ip4:192.0.2.300': '192.0.2.300' は完全なIPv4アドレス（a.b.c.d）ではありません" in detail, detail
