@@ -98,17 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     redact.install()  # before any logging: no secret reaches a log line
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_verbatim_values(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
+        return _fail("a command is needed: domain, ip, spf, bounce, message, watch, digest or serve "
+                     "(mailcheck --help lists them)")
     # Merge options given after the subcommand.
     args.nameservers = (args.nameserver or []) + (getattr(args, "nameserver_sub", None) or [])
     args.lang = args.lang or os.environ.get("MAILCHECK_LANG", "en")
     if args.lang not in ("en", "ja"):
         args.lang = "en"
     args.timeout = args.timeout if args.timeout is not None else 3.0
-    if args.timeout <= 0 or args.timeout > 60:
+    if not 0 < args.timeout <= 60:  # also false for NaN
         return _fail("--timeout must be between 0 and 60 seconds")
     if getattr(args, "store_command", None):
         from bot.cli_store import run_store_command
@@ -129,6 +129,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _emit(report, args)
 
 
+def _verbatim_values(argv: list[str]) -> list[str]:
+    """SPEC: --helo and --sender go verbatim to check_host, even a value that starts with
+    '-' (argparse would read it as an option): glue such a value to its option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("--helo", "--sender") and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def _fail(message: str) -> int:
     print(f"mailcheck: error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -145,12 +160,13 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
 
         render(report, lang=args.lang)
     stats = report.dns_stats
-    if stats.get("asked", 0) > 0 and stats.get("answered", 0) == 0:
-        if not args.json:
-            print("mailcheck: no DNS question got an answer: check --nameserver / network", file=sys.stderr)
-        return EXIT_NO_DNS
+    silent = stats.get("asked", 0) > 0 and stats.get("answered", 0) == 0
+    if silent and not args.json:
+        print("mailcheck: no DNS question got an answer: check --nameserver / network", file=sys.stderr)
     if report.kind == "spf":
-        return EXIT_OK
+        return EXIT_OK  # SPEC: temperror (no DNS answer) is an SPF result like any other
+    if silent:
+        return EXIT_NO_DNS
     return EXIT_CRITICAL if report.has_critical else EXIT_OK
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from handlers.dns import Resolver
 from handlers.findings import finding
 from handlers.model import Finding, Report
+
+if TYPE_CHECKING:  # only --follow needs DNS: a plain analysis starts without dnspython
+    from handlers.dns import Resolver
 
 # Bounce reason -> finding codes that explain it when found live.
 LIKELY_CAUSES: dict[str, tuple[str, ...]] = {

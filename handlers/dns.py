@@ -19,6 +19,7 @@ import asyncio
 import enum
 import ipaddress
 import os
+import re
 import socket
 import struct
 import time
@@ -151,19 +152,36 @@ def parse_nameserver(spec: str) -> tuple[str, int]:
         raise ValueError("empty nameserver")
     if spec.startswith("["):
         host, _, rest = spec[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else 53
+        p = rest[1:] if rest.startswith(":") else "53"
     elif spec.count(":") == 1:
         host, _, p = spec.partition(":")
-        port = int(p)
     else:
-        host, port = spec, 53
+        host, p = spec, "53"
+    if not p.isdigit() or not 0 < int(p) < 65536:
+        raise ValueError(f"bad nameserver port {p!r} in {spec!r} (use HOST or HOST:PORT)")
+    port = int(p)
     try:
         ipaddress.ip_address(host)
-    except ValueError as exc:
-        raise ValueError(f"nameserver must be an IP address, got {host!r}") from exc
-    if not 0 < port < 65536:
-        raise ValueError(f"bad nameserver port {port}")
+    except ValueError:
+        host = _resolve_nameserver_host(host)
     return host, port
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _resolve_nameserver_host(host: str) -> str:
+    """A nameserver given by name (the operator's own setting, e.g. --nameserver dns.example.net):
+    its first address, from the system resolver."""
+    name = host.rstrip(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"nameserver {host!r} is neither an IP address nor a host name")
+    try:
+        infos = socket.getaddrinfo(name, 53, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"nameserver {host!r} does not resolve ({exc})") from exc
+    return str(infos[0][4][0])
 
 
 def nameservers_from_env() -> list[tuple[str, int]]:

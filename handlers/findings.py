@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from handlers.dns import DNSResult
 from handlers.model import Finding, Severity
+
+if TYPE_CHECKING:  # dnspython is heavy; a bounce analysis must start without it
+    from handlers.dns import DNSResult
 
 
 def finding(

@@ -185,8 +185,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "blocklists": [b.to_dict() for b in self.blocklists],
         }
-        if self.spf is not None:
-            out["spf"] = self.spf
+        out["spf"] = self.spf  # SPEC's shape has the key on every report: null unless an SPF evaluation
         out["bounces"] = [b.to_dict() for b in self.bounces]
         if self.details:
             out["details"] = self.details

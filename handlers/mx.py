@@ -82,10 +82,21 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
         if ips:
             info.implicit = True
             info.addresses[domain] = ips
+            # SPEC's mx.missing means "no MX record"; mx.implicit says where mail goes instead.
+            out.append(
+                finding(
+                    "mx.missing",
+                    "warning",
+                    f"No MX record for {domain}",
+                    "Replies and bounces to this domain have no defined mail server.",
+                    evidence={"target": domain, "implicit": True, "ip": ", ".join(ips)},
+                    remediation=["mx.publish", "mx.null_mx"],
+                )
+            )
             out.append(
                 finding(
                     "mx.implicit",
-                    "warning",
+                    "info",
                     f"{domain} has no MX record; mail goes to its address record",
                     f"Without MX, senders fall back to the A/AAAA of {domain} ({', '.join(ips)}) as an implicit "
                     "MX (RFC 5321 §5.1). It works, but many filters treat a sending domain without MX as suspect; "

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import TYPE_CHECKING
 
-from handlers.dns import Resolver
+if TYPE_CHECKING:  # the address rules are used by the bounce parser, which starts without dnspython
+    from handlers.dns import Resolver
 
 # Not globally reachable, whatever this Python's `is_global` says (its tables
 # changed between 3.11 patch releases): IANA special-purpose registries.

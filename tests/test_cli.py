@@ -183,3 +183,47 @@ def test_digest_loop_runs_with_its_interval_and_stops_on_sigterm(tmp_path: objec
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_spf_exits_0_whatever_the_result_even_without_any_dns_answer() -> None:
+    """SPEC: temperror is an SPF result; `mailcheck spf` exits 0 with it."""
+    dead = free_port()
+    p = run(["--json", "--nameserver", f"127.0.0.1:{dead}", "--timeout", "0.5", "spf", "good.example", "192.0.2.1"])
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["spf"]["result"] == "temperror"
+
+
+def test_every_report_has_the_spf_key() -> None:
+    p = run(["--json", "bounce", "-"], stdin="550 5.1.1 <a@example.org>: Recipient address rejected: User unknown")
+    report = json.loads(p.stdout)
+    assert "spf" in report and report["spf"] is None
+
+
+def test_helo_and_sender_go_verbatim_even_when_they_start_with_a_dash() -> None:
+    dead = free_port()
+    p = run(["--json", "--nameserver", f"127.0.0.1:{dead}", "--timeout", "0.5", "spf", "good.example", "192.0.2.1",
+             "--sender", "-x@example.org", "--helo", "-weird"])
+    assert p.returncode == 0, p.stderr
+    spf = json.loads(p.stdout)["spf"]
+    assert (spf["sender"], spf["helo"]) == ("-x@example.org", "-weird")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "a command is needed"),
+        (["--timeout", "nan", "spf", "good.example", "192.0.2.1"], "--timeout must be between 0 and 60"),
+        (["--nameserver", "127.0.0.1:xx", "spf", "good.example", "192.0.2.1"], "bad nameserver port 'xx'"),
+        (["--nameserver", "bad host!", "spf", "good.example", "192.0.2.1"], "neither an IP address nor a host name"),
+    ],
+)
+def test_usage_errors_are_one_line_on_stderr(args: list[str], says: str) -> None:
+    p = run(args)
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr)
+    assert says in p.stderr and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_a_nameserver_may_be_given_by_host_name() -> None:
+    from handlers.dns import parse_nameserver
+
+    assert parse_nameserver("localhost:5353") in (("127.0.0.1", 5353), ("::1", 5353))

@@ -31,3 +31,12 @@ def test_every_emitted_code_has_texts_in_both_languages() -> None:
     for code in emitted:
         if code in documented:
             assert knowledge.finding_text(code, "ja") is not None, code
+
+
+def test_every_per_recipient_bounce_code_is_documented() -> None:
+    """Bounce findings are named `bounce.<reason>` at run time (no literal to scan)."""
+    from knowledge import loader
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "findings.md").read_text(encoding="utf-8")
+    missing = [r for r in loader.load_reasons() if f"`bounce.{r}`" not in doc]
+    assert not missing, missing

@@ -43,7 +43,8 @@ def codes(report: Report) -> dict[str, str]:
         ("revoked.example", "dkim.revoked", None),
         ("revoked.example", "dkim.testing", "warning"),
         ("nullmx.example", "mx.null", "info"),
-        ("nomx.example", "mx.implicit", "warning"),
+        ("nomx.example", "mx.missing", "warning"),  # no MX record: SPEC's code ...
+        ("nomx.example", "mx.implicit", "info"),  # ... and where mail goes instead (its A record)
         ("badmx.example", "mx.unresolvable", "warning"),
         ("weak.example", "ptr.missing", None),
         ("badmx.example", "ptr.mismatch", None),

@@ -106,7 +106,7 @@ async def test_null_mx_says_the_domain_takes_no_mail(dns_world: DNSWorld) -> Non
 
 async def test_no_mx_falls_back_to_the_address_record(dns_world: DNSWorld) -> None:
     found, info = await audit_mx(dns_world.resolver(), "nomx.example")
-    assert codes(found) == {"mx.implicit": "warning"}
+    assert codes(found) == {"mx.missing": "warning", "mx.implicit": "info"}
     assert info.all_addresses == ["192.0.2.60"]
 
 

@@ -60,7 +60,33 @@ def render() -> str:
                 f"{_cell(f.detail.en)} | {fixes or '—'} |"
             )
         lines.append("")
+    lines += _bounce_reason_section(remediation)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _bounce_reason_section(remediation: dict[str, object]) -> list[str]:
+    """`bounce.<reason>`: one finding per analysed recipient, named by its reason."""
+    reasons = loader.load_reasons()
+    lines = [
+        "## bounce reasons",
+        "",
+        "A bounce analysis gives one finding per recipient, `bounce.<reason>`, with the reason in "
+        "Sisimai's vocabulary (SPEC.md). Severity: `ok` for `delivered`, `info` for `vacation`, "
+        "`warning` for `feedback`; otherwise `critical` when the failure is permanent (or the "
+        "address is dead) and `warning` when it is temporary.",
+        "",
+        "| code | summary (en) | summary (ja) | address dead (`hard`) | remediation |",
+        "|---|---|---|---|---|",
+    ]
+    for reason in sorted(reasons):
+        info = reasons[reason]
+        fixes = ", ".join(f"`{r}`" for r in info.remediation)
+        lines.append(
+            f"| `bounce.{reason}` | {_cell(info.summary.en)} | {_cell(info.summary.ja)} | "
+            f"{'yes' if info.hard else 'no'} | {fixes} |"
+        )
+    lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
