@@ -171,3 +171,18 @@ async def test_hostile_input_never_raises_or_hangs(name: str) -> None:
 
 def test_fixture_messages_exist() -> None:
     assert (MESSAGES / "README.md").exists()
+
+
+async def test_a_raw_utf8_attachment_name_is_read_and_its_full_width_space_found() -> None:
+    """Japanese mailers often write the filename as raw UTF-8 in the header (RFC 6532)."""
+    raw = (
+        "From: a@b.example\r\nTo: c@d.example\r\nSubject: Quote\r\nDate: Mon, 3 Mar 2025 10:00:00 +0000\r\n"
+        "Message-ID: <x@b.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+        "--XX\r\nContent-Type: text/plain\r\n\r\nHello, the quote for March is attached.\r\n"
+        "--XX\r\nContent-Type: application/pdf\r\n"
+        "Content-Disposition: attachment; filename=\"見積書\u30002024年3月.pdf\"\r\n\r\nAAAA\r\n--XX--\r\n"
+    ).encode("utf-8")
+    report = await diagnose_message(raw, None, live=False)
+    (f,) = [f for f in report.findings if f.code == "message.attachment_name"]
+    assert f.evidence["value"] == "見積書\u30002024年3月.pdf"
+    assert "full-width space" in f.evidence["meaning"] and "garbled" not in f.evidence["meaning"]

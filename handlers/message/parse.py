@@ -245,9 +245,26 @@ def _filename(part: email.message.Message) -> tuple[str, str, str] | None:
             raw = "".join(str(v) for v in value if v)
             return rfc2231_value(value).strip(), raw[:500], "rfc2231"
         text = str(value)
+        if "\ufffd" in text:
+            # Raw 8-bit bytes in the header (RFC 6532, common from Japanese mailers): the
+            # email package replaced them; read the parameter from the header as received.
+            text = _raw_param(part, header, param) or text
         note = "encoded-word" if "=?" in text else ("raw 8-bit" if any(ord(c) > 127 for c in text) else "")
+        if "=?" not in text and any("\udc80" <= c <= "\udcff" for c in text):
+            # Decoded as is: header unfolding would turn a full-width space into a plain one.
+            name = guess_decode(email.utils.unquote(text).encode("utf-8", "surrogateescape"))
+            return name.strip(), text[:500], note
         return decode_header_value(email.utils.unquote(text)).strip(), text[:500], note
     return None
+
+
+def _raw_param(part: email.message.Message, header: str, param: str) -> str | None:
+    """A header parameter's value with its 8-bit bytes kept (as surrogate escapes)."""
+    value = next((v for k, v in part.raw_items() if k.lower() == header), None)  # as received
+    if not isinstance(value, str):
+        return None
+    m = re.search(rf'(?i)(?:^|;)\s*{param}\s*=\s*(?:"([^"]{{0,1000}})"|([^;\s]{{1,1000}}))', value[:4000])
+    return (m.group(1) if m.group(1) is not None else m.group(2)) if m else None
 
 
 def _html_to_text(src: str) -> str:
