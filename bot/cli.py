@@ -97,6 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot import redact
 
     redact.install()  # before any logging: no secret reaches a log line
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that can't show Japanese or a pasted name gets '?' for those
+        # characters, not a traceback.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     parser = build_parser()
     args = parser.parse_args(_verbatim_values(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:

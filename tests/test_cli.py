@@ -227,3 +227,14 @@ def test_a_nameserver_may_be_given_by_host_name() -> None:
     from handlers.dns import parse_nameserver
 
     assert parse_nameserver("localhost:5353") in (("127.0.0.1", 5353), ("::1", 5353))
+
+
+def test_a_terminal_that_cannot_show_japanese_gets_question_marks_not_a_traceback() -> None:
+    import os
+
+    p = subprocess.run([sys.executable, "-m", "bot", "--lang", "ja", "bounce", "-"],
+                       input="550 5.1.1 <ユーザー@example.org>: Recipient address rejected: User unknown",
+                       env={**os.environ, "PYTHONIOENCODING": "ascii"}, capture_output=True, text=True,
+                       encoding="ascii", errors="replace", timeout=60)
+    assert "Traceback" not in p.stderr and p.returncode in (0, 1), p.stderr
+    assert "userunknown" in p.stdout
