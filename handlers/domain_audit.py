@@ -12,13 +12,16 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from handlers.bimi import audit_bimi
 from handlers.dkim import audit_dkim
 from handlers.dmarc import audit_dmarc
 from handlers.dns import Resolver
+from handlers.dnssec import audit_dnssec
 from handlers.model import BlocklistResult, Finding, Report
+from handlers.mta_sts import audit_mta_sts
 from handlers.mx import MXInfo, audit_mx, mx_details
-from handlers.policy_records import audit_bimi, audit_dnssec, audit_mta_sts, audit_tls_rpt
 from handlers.requirements import summarize, verdicts
+from handlers.tls_rpt import audit_tls_rpt
 
 
 async def audit_domain(

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
+from handlers.bimi import audit_bimi
 from handlers.dkim import audit_dkim
 from handlers.dmarc import audit_dmarc
+from handlers.dnssec import audit_dnssec
 from handlers.model import Finding
+from handlers.mta_sts import audit_mta_sts, mx_matches
 from handlers.mx import audit_mx
-from handlers.policy_records import audit_bimi, audit_dnssec, audit_mta_sts, audit_tls_rpt, mx_matches
+from handlers.tls_rpt import audit_tls_rpt
 from tests.dnsworld import DNSWorld
 
 

@@ -1,4 +1,4 @@
-"""MTA-STS (RFC 8461), TLS-RPT (RFC 8460), BIMI and DNSSEC checks."""
+"""MTA-STS (RFC 8461): the _mta-sts TXT record, the policy file fetched safely, MX coverage."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from handlers.tags import TagError, parse_tags
 
 POLICY_MAX_BYTES = 64 * 1024  # RFC 8461 policies are a few lines; cap what we read
 
-
-# -- MTA-STS ---------------------------------------------------------------
 @dataclass
 class STSPolicy:
     version: str = ""
@@ -206,130 +204,3 @@ def _sts_invalid(domain: str, record: str, error: str, fetch_error: bool = False
         evidence={"target": domain, "record": record, "error": error},
         remediation=["mta_sts.fix_policy"],
     )
-
-
-# -- TLS-RPT ---------------------------------------------------------------
-async def audit_tls_rpt(resolver: Resolver, domain: str) -> list[Finding]:
-    name = f"_smtp._tls.{domain}"
-    res = await resolver.txt(name)
-    if res.failed:
-        return [dns_unknown("tls_rpt.unknown", "TLS-RPT", res, domain, check="tls_rpt")]
-    records = [t for t in res.texts if t.lower().startswith("v=tlsrptv1")]
-    if not records:
-        return [
-            finding(
-                "tls_rpt.missing",
-                "info",
-                f"{domain} requests no TLS reports (no TLS-RPT)",
-                "TLS-RPT (RFC 8460) makes senders email you daily summaries of TLS failures delivering to you.",
-                evidence={"target": domain},
-                remediation=["tls_rpt.publish"],
-            )
-        ]
-    problems: list[str] = []
-    if len(records) > 1:
-        problems.append("several v=TLSRPTv1 records")
-    try:
-        tags = parse_tags(records[0])
-        ruas = [u.strip() for u in tags.get("rua", "").split(",") if u.strip()]
-        if not ruas:
-            problems.append("no rua= destination")
-        for u in ruas:
-            if not u.lower().startswith(("mailto:", "https:")):
-                problems.append(f"rua '{u}' must be mailto: or https:")
-    except TagError as exc:
-        problems.append(str(exc))
-    if problems:
-        return [
-            finding(
-                "tls_rpt.invalid",
-                "warning",
-                f"TLS-RPT record of {domain} is invalid",
-                "; ".join(problems) + ".",
-                evidence={"target": domain, "record": records[0], "error": "; ".join(problems)},
-                remediation=["tls_rpt.publish"],
-            )
-        ]
-    return [
-        finding("tls_rpt.ok", "ok", f"TLS-RPT for {domain} is published", records[0],
-                evidence={"target": domain, "record": records[0]})
-    ]
-
-
-# -- BIMI ------------------------------------------------------------------
-async def audit_bimi(resolver: Resolver, domain: str, dmarc_policy: str | None, dmarc_pct: str | None
-                     ) -> list[Finding]:
-    name = f"default._bimi.{domain}"
-    res = await resolver.txt(name)
-    if res.failed:
-        return [dns_unknown("bimi.unknown", "BIMI", res, domain, check="bimi")]
-    records = [t for t in res.texts if t.lower().startswith("v=bimi1")]
-    if not records:
-        return [
-            finding(
-                "bimi.missing",
-                "info",
-                f"{domain} has no BIMI record",
-                "Optional: BIMI shows your logo in supporting mailboxes; it needs DMARC at quarantine or reject.",
-                evidence={"target": domain},
-                remediation=["bimi.publish"],
-            )
-        ]
-    out: list[Finding] = []
-    problems: list[str] = []
-    try:
-        tags = parse_tags(records[0])
-        logo = tags.get("l", "")
-        if logo and not logo.lower().startswith("https://"):
-            problems.append("l= must be an https:// URL of an SVG Tiny PS logo")
-        if not logo and not tags.get("a"):
-            problems.append("neither l= (logo) nor a= (certificate) is set")
-    except TagError as exc:
-        problems.append(str(exc))
-    if problems:
-        out.append(
-            finding("bimi.invalid", "warning", f"BIMI record of {domain} is invalid", "; ".join(problems) + ".",
-                    evidence={"target": domain, "record": records[0], "error": "; ".join(problems)},
-                    remediation=["bimi.publish"])
-        )
-    enforced = dmarc_policy in ("quarantine", "reject") and (dmarc_pct in (None, "100"))
-    if not enforced:
-        out.append(
-            finding(
-                "bimi.needs_enforcement",
-                "warning",
-                f"BIMI for {domain} is ignored: DMARC is not at enforcement",
-                "Mailbox providers show BIMI logos only when DMARC is p=quarantine or p=reject (pct=100).",
-                evidence={"target": domain, "policy": dmarc_policy or "none"},
-                remediation=["dmarc.move_to_enforcement"],
-            )
-        )
-    if not out:
-        out.append(finding("bimi.ok", "ok", f"BIMI for {domain} is published", records[0],
-                           evidence={"target": domain, "record": records[0]}))
-    return out
-
-
-# -- DNSSEC ----------------------------------------------------------------
-async def audit_dnssec(resolver: Resolver, domain: str) -> list[Finding]:
-    res = await resolver.query(domain, "DNSKEY")
-    if res.failed:
-        return [dns_unknown("dnssec.unknown", "DNSSEC", res, domain, check="dnssec")]
-    if res.ok:
-        validated = " Your resolver validated the answer (AD flag)." if res.authenticated else ""
-        return [
-            finding("dnssec.ok", "ok", f"{domain} is DNSSEC-signed",
-                    f"The zone publishes {len(res.records)} DNSKEY record(s).{validated}",
-                    evidence={"target": domain, "count": len(res.records)})
-        ]
-    return [
-        finding(
-            "dnssec.unsigned",
-            "info",
-            f"{domain} is not DNSSEC-signed",
-            "Without DNSSEC, forged DNS answers (MX, SPF, DKIM keys) can't be detected by validating receivers, "
-            "and DANE for SMTP is not possible. Most registrars and DNS hosts can sign with one switch.",
-            evidence={"target": domain},
-            remediation=["dnssec.sign_zone"],
-        )
-    ]
