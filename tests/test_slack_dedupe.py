@@ -141,3 +141,46 @@ async def test_replayed_recheck_click_runs_once(harness: Harness) -> None:
     await harness.settle()
     await asyncio.sleep(0.2)
     assert len(harness.hooks_to(hook)) == 1
+
+
+async def test_socket_mode_redacts_and_answers_a_resent_command_once(dns_world: Any, tmp_path: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Socket Mode goes through the same listeners: the ack envelope and the report are
+    redacted, and a command resent over the socket (retry_attempt) runs once."""
+    from urllib.parse import parse_qsl
+
+    from tests.test_slack_serve import _start
+
+    monkeypatch.delenv("PORT", raising=False)
+    fake = await FakeSlack().start()
+    settings = SlackSettings(bot_token=BOT_TOKEN, app_token="xapp-1-A1-test", api_url=fake.api_url,
+                             database_url=f"sqlite:///{tmp_path}/db.sqlite", run_scheduler=False,
+                             nameservers=dns_world.nameserver_spec, dns_timeout=1.0)
+    task, stop, _info = await _start(settings)
+    try:
+        await fake.wait_for(lambda: fake.ws is not None)
+        leak = "xoxp-9999-8888-7777-abcdefabcdef"
+        hook = fake.new_hook()
+        payload = dict(parse_qsl(slash_body(f"{leak} {BOT_TOKEN}", hook)))
+        for attempt in (0, 1):
+            await fake.send_envelope({"envelope_id": f"env-u{attempt}", "type": "slash_commands",
+                                      "payload": payload, "accepts_response_payload": True,
+                                      "retry_attempt": attempt, "retry_reason": "timeout" if attempt else ""})
+        await fake.wait_for(lambda: {m.get("envelope_id") for m in fake.ws_received} >= {"env-u0", "env-u1"})
+        acks = {m["envelope_id"]: m for m in fake.ws_received if m.get("envelope_id")}
+        shown = json.dumps(acks["env-u0"].get("payload"))
+        assert "[REDACTED]" in shown and leak not in shown and BOT_TOKEN not in shown
+
+        hook = fake.new_hook()
+        payload = dict(parse_qsl(slash_body("ip 192.0.2.1", hook)))
+        for attempt in (0, 1, 2):
+            await fake.send_envelope({"envelope_id": f"env-c{attempt}", "type": "slash_commands",
+                                      "payload": payload, "accepts_response_payload": True,
+                                      "retry_attempt": attempt, "retry_reason": "timeout" if attempt else ""})
+        await fake.wait_for(lambda: fake.hooks, timeout=30)
+        await asyncio.sleep(0.5)
+        assert len(fake.hooks) == 1
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0
+        await fake.close()
