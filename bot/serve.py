@@ -100,7 +100,9 @@ def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[
             log.warning("slow client %s: request body not received within %.0f s; answered 408",
                         _peer(request), read_timeout)
             rt.metrics.errors.labels("http_slow_client").inc()
-            return web.Response(status=408, text="request timeout", headers={"Connection": "close"})
+            resp = web.Response(status=408, text="request timeout")
+            resp.force_close()  # no keep-alive, and no lingering read of the rest of the body
+            return resp
         problem = signature_problem(secret, request.headers, raw, time.time())
         if problem:
             log.warning("rejected POST %s from %s: %s", EVENTS_PATH, _peer(request), problem)
