@@ -169,3 +169,25 @@ def test_cli_message_never_prints_pasted_secrets(secret_env: dict[str, str], jso
     assert_clean("mailcheck message", proc.stdout + proc.stderr)
 
 
+
+
+async def test_every_web_api_client_posts_redacted_but_authenticates_with_the_real_token() -> None:
+    """bot/webclient.py builds the app's, each OAuth workspace's and the digest poster's client."""
+    from bot.webclient import make_web_client
+    from tests.slack_fakes import FakeSlack
+
+    fake = await FakeSlack().start()
+    try:
+        client = make_web_client(BOT_TOKEN, fake.api_url)
+        await client.chat_postMessage(channel="C1", text=f"digest {USER_TOKEN}",
+                                      blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": WEBHOOK}}])
+        await client.chat_update(channel="C1", ts="1.2", text=f"edit {APP_TOKEN}")
+        await client.oauth_v2_access(client_id="123.456", client_secret=CLIENT_SECRET, code="xoxb-like-code-1234")
+    finally:
+        await fake.close()
+    posted, updated, oauth = fake.calls
+    assert posted.headers["Authorization"] == f"Bearer {BOT_TOKEN}"
+    assert posted.params["text"] == "digest [REDACTED]"
+    assert posted.params["blocks"][0]["text"]["text"] == "[REDACTED]"
+    assert updated.params["text"] == "edit [REDACTED]"
+    assert oauth.params["code"] == "xoxb-like-code-1234"  # the call's own credentials go as given
