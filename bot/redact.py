@@ -43,9 +43,12 @@ PEM_KEY_RE = re.compile(
     r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?"
 )
 _MIN_SECRET = 6  # shorter values would redact ordinary words
-# A long secret is masked from its first _HEAD characters on, as far as it matches: a
-# reply that cut the quoted text mid-secret ("secret=8f742231b1…") shows none of it.
+# A long secret cut off by a truncation ("secret=8f742231b1…", or at the very end) is
+# masked from its first _HEAD characters on: a reply that shortened a quote shows none
+# of it. Only before a truncation mark: a password that starts like an ordinary word
+# must not mask that word everywhere.
 _HEAD = 8
+_CUT_MARKS = ("…", "...")
 _LONG_SECRET = 12
 
 _lock = threading.Lock()
@@ -90,9 +93,14 @@ def _mask_literals(text: str, pattern: re.Pattern[str]) -> str:
         start = m.start()
         if start < pos:
             continue
-        end = m.end()
+        end = -1
         for secret in by_head.get(m.group(0), ()):
-            end = max(end, start + _common_prefix(text, start, secret))
+            n = _common_prefix(text, start, secret)
+            at = start + n
+            if n == len(secret) or (n >= _HEAD and (at == len(text) or text.startswith(_CUT_MARKS, at))):
+                end = max(end, at)
+        if end < 0:
+            continue
         out += (text[pos:start], MASK)
         pos = end
     out.append(text[pos:])

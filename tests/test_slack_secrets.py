@@ -108,6 +108,13 @@ async def test_slash_command_argument_is_never_echoed(secret_env: dict[str, str]
     assert_clean("the response_url / Web API posts", everything_posted(harness))
 
 
+async def test_usage_hint_that_cuts_a_secret_shows_none_of_it(secret_env: dict[str, str],
+                                                               harness: Harness) -> None:
+    status, ack, _elapsed, _hook = await harness.command("x" * 68 + " " + SIGNING_SECRET)
+    assert status == 200 and "x" * 68 in ack["text"]
+    assert SIGNING_SECRET[:8] not in json.dumps(ack)
+
+
 def test_redaction_masks_shapes_and_configured_values(secret_env: dict[str, str]) -> None:
     redact.secrets_from_env()
     out = redact.redact(leaky_bounce())
@@ -116,7 +123,10 @@ def test_redaction_masks_shapes_and_configured_values(secret_env: dict[str, str]
     assert "postgresql://mailcheck:[REDACTED]@db.internal/mailcheck" in out
     # A reply that cut a quote mid-secret shows none of it.
     assert redact.redact(f"secret={SIGNING_SECRET[:14]}…") == "secret=[REDACTED]…"
-    assert redact.redact(f"`{DQS_KEY[:9]}`") == "`[REDACTED]`"
+    assert redact.redact(f"dqs {DQS_KEY[:9]}") == "dqs [REDACTED]"
+    # A secret that merely starts like ordinary text doesn't mask that text.
+    redact.add_secret("mailcheck-db-password")
+    assert redact.redact("mailcheck help · mailcheck-db-password") == "mailcheck help · [REDACTED]"
     key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
     assert redact.redact(f"DKIM key:\n{key}\nend") == "DKIM key:\n[REDACTED]\nend"
     # Ordinary mail text survives.
