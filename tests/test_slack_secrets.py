@@ -135,6 +135,27 @@ def test_redaction_masks_shapes_and_configured_values(secret_env: dict[str, str]
         assert redact.redact(plain) == plain
 
 
+@pytest.mark.parametrize("unit", [
+    "-----BEGIN PRIVATE KEY-----\n",  # many key headers, no END
+    "-----BEGIN PRIVATE KEY-----\nAAAA- ",
+    "smtp://user:",  # URL userinfo that never reaches '@'
+    "https://hooks.slack.com/services/",
+    "8f742231b10e8888…",  # cut-off prefixes of a configured secret
+])
+def test_redaction_is_linear_on_hostile_text(unit: str) -> None:
+    """Everything posted is redacted, so redaction must cost what the text's size costs:
+    four times the text may take about four times as long, never sixteen."""
+    from tests.support.timing import cpu_timed
+
+    redact.add_secret(SIGNING_SECRET)
+    small = unit * 5_000 + "!"
+    big = unit * 20_000 + "!"
+    redact.redact(small)  # warm-up
+    _out, t_small = cpu_timed(lambda: redact.redact(small))
+    _out, t_big = cpu_timed(lambda: redact.redact(big))
+    assert t_big < 10 * max(t_small, 0.002), (t_small, t_big)
+
+
 def test_redaction_scrubs_nested_payloads() -> None:
     payload = {"text": f"a {BOT_TOKEN}", "blocks": [{"type": "section", "text": {"type": "mrkdwn",
                                                                                   "text": USER_TOKEN}}],
