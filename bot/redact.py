@@ -13,7 +13,9 @@ xapp-), Slack webhook / response URLs (hooks.slack.com/...: whoever has one can
 post), the password of any `scheme://user:password@host` URL, PEM private key
 blocks, and the exact values of SLACK_SIGNING_SECRET, SLACK_CLIENT_SECRET,
 SLACK_BOT_TOKEN, SLACK_APP_TOKEN, MAILCHECK_SPAMHAUS_DQS_KEY, MAILCHECK_SECRET_KEY
-and the password in DATABASE_URL, plus anything passed to `add_secret`.
+and the password in DATABASE_URL, plus anything passed to `add_secret` — and such a
+value of 12+ characters cut off by a truncation mark (`…`, `...`) or the end of the text.
+Every pattern is linear in the text (tests/test_regex_safety.py, test_slack_secrets.py).
 """
 
 from __future__ import annotations
