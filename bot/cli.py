@@ -130,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # never a traceback for the user; the message says what broke
-        print(f"mailcheck: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
+        print(redact.redact(f"mailcheck: internal error ({type(exc).__name__}: {exc}); please report it"),
+              file=sys.stderr)
         return EXIT_NO_DNS
     return _emit(report, args)
 
@@ -151,16 +152,22 @@ def _verbatim_values(argv: list[str]) -> list[str]:
 
 
 def _fail(message: str) -> int:
-    print(f"mailcheck: error: {message}", file=sys.stderr)
+    from bot import redact
+
+    print(f"mailcheck: error: {redact.redact(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
 def _emit(report: Report, args: argparse.Namespace) -> int:
+    from bot import redact
     from handlers.i18n import localize_report
 
     localize_report(report, args.lang)
+    # Reports quote their input (a bounce's SMTP reply, a header): never print a token,
+    # webhook URL or configured secret it carried, on the terminal or in --json.
+    redact.scrub_report(report)
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        print(json.dumps(redact.scrub(report.to_dict()), ensure_ascii=False, indent=2))
     else:
         from bot.render_terminal import render
 

@@ -15,6 +15,8 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
+import hmac
 import logging
 import os
 import signal
@@ -31,17 +33,54 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailcheck.serve")
 EVENTS_PATH = "/slack/events"
+MAX_SKEW_S = 300  # Slack: reject requests whose timestamp is more than five minutes off
+DEFAULT_READ_TIMEOUT = 10.0
 
 
-def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[str, Any]] | None = None
-                  ) -> web.Application:
-    """Bolt's aiohttp application plus /healthz, /metrics and ack-latency timing."""
+def signature_problem(secret: str, headers: Any, body: bytes, now: float) -> str | None:
+    """Why a request is not from Slack, or None: the v0 HMAC-SHA256 of `v0:{timestamp}:{raw body}`
+    with the signing secret, and a timestamp within 5 minutes (replays), as in Slack's
+    "Verifying requests from Slack". Checked on the raw bytes before anything parses them."""
+    ts = headers.get("X-Slack-Request-Timestamp") or ""
+    sig = headers.get("X-Slack-Signature") or ""
+    if not secret:
+        return "no signing secret configured"
+    if not ts or not sig:
+        return "missing signature headers"
+    if not (ts.isascii() and ts.isdigit()) or len(ts) > 12:
+        return "malformed timestamp"
+    if abs(now - int(ts)) > MAX_SKEW_S:
+        return "stale timestamp"
+    expected = "v0=" + hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
+        return "bad signature"
+    return None
+
+
+def _peer(request: web.Request) -> str:
+    return str(request.remote or "?")
+
+
+def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[str, Any]] | None = None,
+                  body_timeout: float | None = None) -> web.Application:
+    """POST /slack/events (verified first, then Bolt), the OAuth pages, /healthz, /metrics,
+    and ack-latency timing.
+
+    Bolt's own aiohttp server parses the body before it checks the signature: a bad JSON
+    body, a `payload=` that isn't JSON or a non-numeric timestamp ended in a 500 and a
+    traceback. Here the signature is checked on the raw body first (401 otherwise), a
+    signed body Bolt can't read is a 400, one log line each; a body that doesn't arrive
+    within `body_timeout` seconds is a 408 (slow clients must not hold a connection)."""
     from aiohttp import web
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.request.async_request import AsyncBoltRequest
 
     from bot.slack import runtime_of
 
     rt = runtime_of(app)
-    web_app = app.web_app(path=EVENTS_PATH, port=port)
+    secret = rt.settings.signing_secret or ""
+    read_timeout = body_timeout if body_timeout is not None else http_read_timeout()
+    web_app = web.Application()
 
     @web.middleware
     async def timing(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,6 +92,41 @@ def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[
             return await handler(request)
         finally:
             rt.metrics.ack_latency.labels("http").observe(time.perf_counter() - t0)
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        try:
+            raw = await asyncio.wait_for(request.read(), read_timeout)
+        except TimeoutError:
+            log.warning("slow client %s: request body not received within %.0f s; answered 408",
+                        _peer(request), read_timeout)
+            rt.metrics.errors.labels("http_slow_client").inc()
+            resp = web.Response(status=408, text="request timeout")
+            resp.force_close()  # no keep-alive, and no lingering read of the rest of the body
+            return resp
+        problem = signature_problem(secret, request.headers, raw, time.time())
+        if problem:
+            log.warning("rejected POST %s from %s: %s", EVENTS_PATH, _peer(request), problem)
+            rt.metrics.errors.labels("http_unsigned").inc()
+            return web.Response(status=401, text="invalid request signature")
+        try:
+            bolt_req = AsyncBoltRequest(body=raw.decode("utf-8"), query=request.query_string,
+                                        headers=request.headers)  # type: ignore[arg-type]
+            if not isinstance(bolt_req.body, dict):
+                raise ValueError(f"body is a JSON {type(bolt_req.body).__name__}, not an object")
+        except Exception as exc:  # a signed body Bolt can't read: the sender's bug, not ours
+            log.warning("signed but malformed POST %s from %s: %s", EVENTS_PATH, _peer(request),
+                        type(exc).__name__)
+            rt.metrics.errors.labels("http_malformed").inc()
+            return web.Response(status=400, text="malformed request body")
+        return await to_aiohttp_response(await app.async_dispatch(bolt_req))
+
+    async def oauth_page(request: web.Request) -> web.StreamResponse:
+        flow = app.oauth_flow
+        assert flow is not None
+        bolt_req = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            return await to_aiohttp_response(await flow.handle_installation(bolt_req))
+        return await to_aiohttp_response(await flow.handle_callback(bolt_req))
 
     async def healthz(_request: web.Request) -> web.Response:
         body: dict[str, Any] = {"ok": True, "tasks": len(rt.tasks)}
@@ -66,9 +140,67 @@ def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[
         return resp
 
     web_app.middlewares.append(timing)
+    web_app.router.add_post(EVENTS_PATH, events)
+    if app.oauth_flow is not None:
+        web_app.router.add_get(app.oauth_flow.install_path, oauth_page)
+        web_app.router.add_get(app.oauth_flow.redirect_uri_path, oauth_page)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     return web_app
+
+
+def _guard_slow_headers(runner: web.AppRunner) -> None:
+    """Answer 408 (one log line) to a client still sending a request's headers when the
+    connection's idle deadline passes.
+
+    aiohttp arms its keep-alive timer when a connection opens and re-arms it after each
+    response; partial headers don't reset it (aiohttp web_protocol.py), so with
+    `keepalive_timeout=MAILCHECK_HTTP_READ_TIMEOUT` it already closes such a connection —
+    silently. This handler class only adds the 408 and the log line before that close."""
+    from aiohttp import web
+    from aiohttp.web_protocol import RequestHandler
+
+    class SlowHeaderGuard(RequestHandler):  # type: ignore[type-arg]
+        __slots__ = ("_mc_pending",)
+        _mc_pending: int
+
+        def data_received(self, data: bytes) -> None:
+            before = self._request_count
+            super().data_received(data)
+            pending = getattr(self, "_mc_pending", 0)
+            self._mc_pending = 0 if self._request_count != before else pending + len(data)
+
+        def _process_keepalive(self) -> None:
+            close_at: float = getattr(self, "_next_keepalive_close_time", 0.0)
+            due = self._loop.time() >= close_at
+            waiting = self._waiter is not None and not self._waiter.done()
+            pending: int = getattr(self, "_mc_pending", 0)
+            if due and waiting and pending > 0 and self.transport is not None:
+                peer = self.transport.get_extra_info("peername")
+                log.warning("slow client %s: request headers incomplete after %.0f s; answered 408",
+                            peer[0] if peer else "?", self._keepalive_timeout)
+                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                     b"Content-Length: 0\r\n\r\n")
+            super()._process_keepalive()
+
+    class GuardedServer(web.Server):
+        def __call__(self) -> RequestHandler:  # type: ignore[type-arg]
+            return SlowHeaderGuard(self, loop=self._loop, **self._kwargs)
+
+    server = runner.server
+    if server is not None and type(server) is web.Server:
+        server.__class__ = GuardedServer
+
+
+def http_read_timeout(env: Any = None) -> float:
+    """MAILCHECK_HTTP_READ_TIMEOUT (seconds, default 10): the longest a client may take to send
+    a request's headers, and again its body. Slack sends a few KB at once."""
+    e = os.environ if env is None else env
+    try:
+        value = float(e.get("MAILCHECK_HTTP_READ_TIMEOUT", "") or DEFAULT_READ_TIMEOUT)
+    except ValueError:
+        return DEFAULT_READ_TIMEOUT
+    return value if 0 < value <= 300 else DEFAULT_READ_TIMEOUT
 
 
 def _check_settings(settings: SlackSettings) -> str | None:
@@ -148,8 +280,14 @@ async def serve(
             log.info("connected in Socket Mode")
         serve_http = not settings.socket_mode or "PORT" in os.environ
         if serve_http:
-            runner = web.AppRunner(build_web_app(app, port=settings.port, status=status), access_log=None)
+            read_timeout = http_read_timeout()
+            # keepalive_timeout bounds both an idle keep-alive connection and the time a
+            # client may take to send a request's headers (see _guard_slow_headers).
+            runner = web.AppRunner(build_web_app(app, port=settings.port, status=status,
+                                                 body_timeout=read_timeout),
+                                   access_log=None, keepalive_timeout=read_timeout)
             await runner.setup()
+            _guard_slow_headers(runner)
             site = web.TCPSite(runner, settings.host, settings.port)
             await site.start()
             sockets = getattr(site._server, "sockets", None) or []  # actual port when PORT=0

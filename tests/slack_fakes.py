@@ -228,13 +228,21 @@ def signed_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | 
     }
 
 
+_TRIGGERS = itertools.count(1)
+
+
+def new_trigger_id() -> str:
+    """Slack's shape (`<digits>.<digits>.<hex>`); a new one per invocation, as Slack sends."""
+    return f"{next(_TRIGGERS)}.47445629121.{hashlib.sha256(str(time.time_ns()).encode()).hexdigest()[:32]}"
+
+
 def slash_body(text: str, response_url: str, *, user: str = "U1", channel: str = "C1",
-               team: str = TEAM) -> str:
+               team: str = TEAM, trigger_id: str | None = None) -> str:
     return urlencode({
         "token": "legacy", "team_id": team, "team_domain": "test", "channel_id": channel,
         "channel_name": "general", "user_id": user, "user_name": "alice", "command": "/mailcheck",
         "text": text, "api_app_id": "A1", "is_enterprise_install": "false", "response_url": response_url,
-        "trigger_id": "1.2.3",
+        "trigger_id": trigger_id or new_trigger_id(),
     })
 
 
@@ -248,10 +256,11 @@ def event_body(event: dict[str, Any], *, event_id: str, team: str = TEAM) -> str
 
 
 def action_body(action_id: str, value: str, response_url: str, *, user: str = "U1", channel: str = "C1",
-                message_ts: str = "1700000001.000100", ephemeral: bool = True) -> str:
+                message_ts: str = "1700000001.000100", ephemeral: bool = True,
+                trigger_id: str | None = None) -> str:
     payload = {
         "type": "block_actions", "team": {"id": TEAM, "domain": "test"}, "user": {"id": user},
-        "api_app_id": "A1", "trigger_id": "1.2.3", "response_url": response_url,
+        "api_app_id": "A1", "trigger_id": trigger_id or new_trigger_id(), "response_url": response_url,
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
                       "is_ephemeral": ephemeral},
         "channel": {"id": channel}, "actions": [{"action_id": action_id, "block_id": "b", "value": value,

@@ -31,7 +31,7 @@ MODULES = [
     *(m.name for pkg in (handlers.bounce, handlers.message, handlers.spf)
       for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")),
     "handlers.inputs", "handlers.schedule", "handlers.charsets", "handlers.tags", "handlers.bounce_followup",
-    "bot.slack.text", "bot.slack.router", "bot.slack.runtime",
+    "bot.slack.text", "bot.slack.router", "bot.slack.runtime", "bot.redact",
 ]
 
 

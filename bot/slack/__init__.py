@@ -41,8 +41,11 @@ def create_app(
     when SLACK_CLIENT_ID/SECRET are set — then `store` must provide the installation
     and OAuth state stores (bot.storage)."""
     settings = settings or SlackSettings.from_env()
-    for secret in (settings.signing_secret, settings.client_secret, settings.bot_token, settings.app_token):
-        redact.add_secret(secret)  # effective once bot.redact.install() ran (serve, CLI)
+    # Never logged (once bot.redact.install() ran: serve, CLI) and never posted (outbound.py).
+    redact.secrets_from_env()
+    for secret in (settings.signing_secret, settings.client_secret, settings.bot_token, settings.app_token,
+                   redact.url_password(settings.database_url)):
+        redact.add_secret(secret)
     rt = Runtime(settings, store=store, metrics=metrics)
     kwargs: dict[str, Any] = {
         "signing_secret": settings.signing_secret,
@@ -58,6 +61,9 @@ def create_app(
     if settings.oauth_enabled:
         app.enable_token_revocation_listeners()
     app._mailcheck_runtime = rt  # type: ignore[attr-defined]
+    from bot.slack.outbound import redact_outbound
+
+    app.use(redact_outbound)  # every ack, respond and Web API call of the listeners is redacted
 
     from bot.slack import actions, commands, threads
 

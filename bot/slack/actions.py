@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot.render_blocks import ACTION_DETAILS, ACTION_LANG, ACTION_RECHECK
 from bot.slack import flows
+from bot.slack.dedupe import invocation_key
 from bot.slack.messages import decode_value
 from bot.slack.router import parse_command
 from bot.slack.runtime import Runtime
@@ -20,21 +22,41 @@ log = logging.getLogger("mailcheck.slack")
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action(ACTION_RECHECK)
     async def on_recheck(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any,
-                         context: Any) -> None:
+                         context: Any, req: Any) -> None:
         await ack()
-        rt.spawn(_recheck(rt, client, body, action, respond, context), name="action:recheck")
+        _once(rt, body, context, req, lambda: _recheck(rt, client, body, action, respond, context), "action:recheck")
 
     @app.action(ACTION_DETAILS)
     async def on_details(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any,
-                         context: Any) -> None:
+                         context: Any, req: Any) -> None:
         await ack()
-        rt.spawn(_rerender(rt, client, body, action, respond, context, detailed=True), name="action:details")
+        _once(rt, body, context, req,
+              lambda: _rerender(rt, client, body, action, respond, context, detailed=True), "action:details")
 
     @app.action(ACTION_LANG)
     async def on_lang(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any,
-                      context: Any) -> None:
+                      context: Any, req: Any) -> None:
         await ack()
-        rt.spawn(_rerender(rt, client, body, action, respond, context, detailed=False), name="action:lang")
+        _once(rt, body, context, req,
+              lambda: _rerender(rt, client, body, action, respond, context, detailed=False), "action:lang")
+
+
+def _once(rt: Runtime, body: dict[str, Any], context: Any, req: Any,
+          work: Callable[[], Awaitable[None]], name: str) -> None:
+    """Run a click's work once: a resent or replayed click is acked and does nothing."""
+    team = _ids(body, context)[0]
+    key = invocation_key("action", body, req)
+    if not rt.claim_here(team, key):
+        rt.metrics.events.labels("block_actions", "duplicate").inc()
+        return
+
+    async def run() -> None:
+        if not await rt.claim_shared(team, key):
+            rt.metrics.events.labels("block_actions", "duplicate").inc()
+            return
+        await work()
+
+    rt.spawn(run(), name=name)
 
 
 def _ids(body: dict[str, Any], context: Any) -> tuple[str, str | None, str | None, str | None]:

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.render_blocks import render_text
 from bot.slack import flows
+from bot.slack.dedupe import invocation_key
 from bot.slack.messages import BOUNCE_HOWTO, HELP, MESSAGE_HOWTO, text
 from bot.slack.router import Command, parse_command
 from bot.slack.runtime import Runtime
@@ -43,8 +44,17 @@ def register(app: AsyncApp, rt: Runtime) -> None:
                 rt.metrics.ack_latency.labels("socket_mode").observe(time.perf_counter() - t0)
 
         if cmd.name in ("help", "usage", "bounce", "message"):
-            await acked(**_static(cmd, lang))
+            await acked(**_static(cmd, lang))  # the ack is the whole answer: nothing runs, nothing to claim
             return
+        # A resend or replay of this invocation is acked but runs nothing (bot/slack/dedupe.py).
+        # This process's look is instant; the store's claim runs alongside and is awaited
+        # before any work, so the ack never waits for the database.
+        key = invocation_key("cmd", command, req)
+        if not rt.claim_here(team, key):
+            rt.metrics.events.labels("slash_command", "duplicate").inc()
+            await acked()
+            return
+        first = asyncio.ensure_future(rt.claim_shared(team, key))
         if cmd.is_check:
             # The shared (database) limit is counted in the task, after the ack; this
             # in-process look only spares a task when this replica already saw the limit.
@@ -53,10 +63,17 @@ def register(app: AsyncApp, rt: Runtime) -> None:
                 await acked(text=text(lang, "rate_limited", seconds=math.ceil(wait)), response_type="ephemeral")
                 return
             await acked(text=text(lang, "checking", what=f"`{cmd.label()}`"), response_type="ephemeral")
-            rt.spawn(_check_task(rt, client, cmd, team, user, origin), name=f"check:{cmd.name}")
+            rt.spawn(_check_task(rt, client, cmd, team, user, origin, first), name=f"check:{cmd.name}")
             return
         handler = _STATEFUL[cmd.name]
-        await _quick(rt, client, acked, origin, lang, lambda: handler(rt, client, cmd, team, channel, user, lang))
+
+        async def once() -> str | None:
+            if not await first:
+                rt.metrics.events.labels("slash_command", "duplicate").inc()
+                return None
+            return await handler(rt, client, cmd, team, channel, user, lang)
+
+        await _quick(rt, client, acked, origin, lang, once)
 
 
 def _static(cmd: Command, lang: str) -> dict[str, Any]:
@@ -72,7 +89,11 @@ def _static(cmd: Command, lang: str) -> dict[str, Any]:
     return {"text": msg.text, "blocks": msg.block_dicts(), "response_type": "ephemeral"}
 
 
-async def _check_task(rt: Runtime, client: Any, cmd: Command, team: str, user: str, origin: flows.Origin) -> None:
+async def _check_task(rt: Runtime, client: Any, cmd: Command, team: str, user: str, origin: flows.Origin,
+                      first: Awaitable[bool]) -> None:
+    if not await first:  # another replica got this invocation first
+        rt.metrics.events.labels("slash_command", "duplicate").inc()
+        return
     lang = await rt.lang_for(team, user, client)
     await flows.run_command(rt, client, cmd, lang, origin)
 
@@ -83,24 +104,31 @@ async def _quick(
     acked: Callable[..., Awaitable[None]],
     origin: flows.Origin,
     lang: str,
-    work: Callable[[], Awaitable[str]],
+    work: Callable[[], Awaitable[str | None]],
 ) -> None:
-    """Store-backed subcommands: answer inside the ack when quick, else ack then respond."""
+    """Store-backed subcommands: answer inside the ack when quick, else ack then respond.
+    `work` returning None (a duplicate invocation) answers nothing."""
     task = asyncio.ensure_future(_safe(rt, work, lang))
     done, _ = await asyncio.wait({task}, timeout=QUICK_WAIT)
     if done:
-        msg = render_text(task.result())[0]
+        result = task.result()
+        if result is None:
+            await acked()
+            return
+        msg = render_text(result)[0]
         await acked(text=msg.text, blocks=msg.block_dicts(), response_type="ephemeral")
         return
     await acked(text=text(lang, "working"), response_type="ephemeral")
 
     async def later() -> None:
-        await flows.notice(rt, client, origin, await task)
+        result = await task
+        if result is not None:
+            await flows.notice(rt, client, origin, result)
 
     rt.spawn(later(), name="command:later")
 
 
-async def _safe(rt: Runtime, work: Callable[[], Awaitable[str]], lang: str) -> str:
+async def _safe(rt: Runtime, work: Callable[[], Awaitable[str | None]], lang: str) -> str | None:
     try:
         return await work()
     except ValueError as exc:  # validation from the store / schedule parser

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bot.slack.text import unescape_slack
+from bot.slack.text import truncate, unescape_slack
 from handlers.inputs import (
     InputError,
     is_ip,
@@ -217,7 +217,7 @@ def _parse(head: str, rest: list[str], tokens: list[str]) -> Command:
             return Command("ip", ips=(normalize_ip(words[0]),))
         if len(words) == 1 and "." in words[0]:
             return _domain_command(words[0], opts)
-    return _usage(f"I don't know `{' '.join(tokens)[:80]}`.")
+    return _usage(f"I don't know `{truncate(' '.join(tokens), 80)}`.")
 
 
 def _domain_command(raw: str, opts: dict[str, list[str]]) -> Command:

@@ -187,12 +187,22 @@ class Runtime:
 
     async def claim(self, team_id: str, key: str) -> bool:
         """True only the first time `key` is seen for the team (Slack retries, replicas)."""
+        if not self.claim_here(team_id, key):
+            return False
+        return await self.claim_shared(team_id, key)
+
+    def claim_here(self, team_id: str, key: str) -> bool:
+        """The in-process first line of `claim`, without waiting: False if this process saw `key`."""
         local = f"{team_id}:{key}"
         if local in self._claimed:
             return False
         self._claimed[local] = None
         while len(self._claimed) > 10_000:
             self._claimed.popitem(last=False)
+        return True
+
+    async def claim_shared(self, team_id: str, key: str) -> bool:
+        """The store's claim (every replica): True the first time `key` is claimed there."""
         store = await self.store()
         if store is None:
             return True
