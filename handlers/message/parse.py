@@ -29,6 +29,12 @@ MAX_TEXT = 200_000
 MAX_URL_HOSTS = 200
 MAX_PREAMBLE_LINES = 8
 
+# Longest Content-Type / Content-Disposition value handed to the email package. Its
+# parameter parser (email.message._parseparam) copies the rest of the value for every
+# ";", so cost grows with the square of the length; real values, even RFC 2231
+# continuations of long Japanese file names, stay far below this.
+MAX_MIME_PARAMS_VALUE = 4000
+
 _HEADER_LINE = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}[ \t]{0,4}:")
 _URL = re.compile(r"(?i)\b(?:https?|hxxps?)://([^\s/?#<>\"'()\[\]{}\\|^`]{1,300})")
 _WWW = re.compile(r"(?i)(?<![\w.@/-])(www\d{0,3}\.[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,8})")
@@ -116,6 +122,21 @@ def strip_preamble(raw: bytes) -> tuple[bytes, int]:
     return raw, 0
 
 
+class _BoundedPolicy(email.policy.Compat32):
+    """compat32, but MIME parameter headers are cut (at a ";") before the email package parses them."""
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        if len(value) > MAX_MIME_PARAMS_VALUE and name.strip().lower() in ("content-type", "content-disposition"):
+            cut = value[:MAX_MIME_PARAMS_VALUE]
+            semi = cut.rfind(";")
+            value = cut[:semi] if semi > 0 else cut
+        return name, value
+
+
+_POLICY = _BoundedPolicy()
+
+
 def _split_header_block(raw: bytes) -> tuple[bytes, bytes]:
     m = re.search(rb"\r?\n\r?\n", raw[:MAX_HEADER_BLOCK])
     if m is None:
@@ -131,25 +152,30 @@ def parse_headers(block: bytes) -> tuple[list[tuple[str, str]], list[str]]:
     defects: list[str] = []
     cur_name: str | None = None
     cur_val: list[str] = []
+    cur_len = 0  # characters kept in cur_val: a running total keeps unfolding linear
     for line in block.replace(b"\r\n", b"\n").split(b"\n"):
         if len(out) >= MAX_HEADERS:
             defects.append(f"more than {MAX_HEADERS} header fields; the rest were ignored")
             break
-        text = line.decode("utf-8", "surrogateescape")
-        if text[:1] in (" ", "\t"):
-            if cur_name is not None and sum(len(v) for v in cur_val) < MAX_HEADER_VALUE:
+        if line[:1] in (b" ", b"\t"):
+            # A continuation line (RFC 5322 2.2.3). Past the value cap it is skipped
+            # without decoding, so a huge folded header costs what its bytes cost.
+            if cur_name is not None and cur_len < MAX_HEADER_VALUE:
+                text = line.decode("utf-8", "surrogateescape")
                 cur_val.append(text)
+                cur_len += len(text)
             continue
+        text = line.decode("utf-8", "surrogateescape")
         if cur_name is not None:
             out.append((cur_name, _unfold(cur_val)))
-            cur_name, cur_val = None, []
+            cur_name, cur_val, cur_len = None, [], 0
         if not text.strip():
             continue
         name, sep, value = text.partition(":")
         if not sep or not name.strip() or len(name) > 76 or " " in name.strip():
             defects.append(f"not a header line: {text[:60]!r}")
             continue
-        cur_name, cur_val = name.strip(), [value]
+        cur_name, cur_val, cur_len = name.strip(), [value], len(value)
     if cur_name is not None:
         out.append((cur_name, _unfold(cur_val)))
     return out, defects
@@ -175,7 +201,7 @@ def parse_message(data: bytes | str) -> ParsedMessage:
     pm = ParsedMessage(raw=raw, headers=headers, notes=notes, defects=defects, truncated=truncated)
     pm.header_only = not body.strip()
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = email.message_from_bytes(raw, policy=_POLICY)
     except Exception as exc:  # the stdlib parser is lenient; this is belt and braces
         pm.defects.append(f"MIME parse failed: {type(exc).__name__}")
         pm.body_text = guess_decode(body[:MAX_TEXT])
