@@ -235,7 +235,9 @@ def read_input(path: str) -> bytes:
                 data = fh.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return data
+    from handlers.charsets import to_utf8
+
+    return to_utf8(data)  # a file saved as UTF-16/32 ("Unicode" on Windows) reads as its text
 
 
 # -- commands ----------------------------------------------------------------

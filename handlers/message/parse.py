@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.charsets import to_utf8
+
 from .charset import decode, decode_header_value, guess_decode, rfc2231_value
 
 MAX_INPUT = 5 * 1024 * 1024
@@ -90,8 +92,9 @@ class ParsedMessage:
 
 # ---------------------------------------------------------------------------
 def to_bytes(data: bytes | str) -> bytes:
+    """The message as bytes; a UTF-16/32 file (Windows "Unicode" text) becomes UTF-8."""
     if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data)
+        return to_utf8(bytes(data))
     text = str(data)
     return text.encode("utf-8", "surrogateescape")
 
