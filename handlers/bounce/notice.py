@@ -179,6 +179,7 @@ class _Part:
 def _split_head(raw: str) -> tuple[dict[str, str], str]:
     """Header block (unfolded, first occurrence wins) and the body after the blank line."""
     headers: dict[str, str] = {}
+    folded: dict[str, list[str]] = {}  # continuation lines, joined once at the end (linear)
     last = ""
     pos = 0
     n = len(raw)
@@ -192,7 +193,7 @@ def _split_head(raw: str) -> tuple[dict[str, str], str]:
             break
         if line[:1] in (" ", "\t"):
             if last:
-                headers[last] = headers[last] + " " + line.strip()
+                folded.setdefault(last, []).append(line.strip())
             continue
         name, sep, value = line.partition(":")
         if not sep or not _HEADER_LINE.match(line):
@@ -206,7 +207,9 @@ def _split_head(raw: str) -> tuple[dict[str, str], str]:
             continue
         headers[last] = value.strip()
     else:
-        return headers, ""
+        pos = n
+    for name, more in folded.items():
+        headers[name] = " ".join([headers[name], *more])
     return headers, raw[pos:]
 
 
