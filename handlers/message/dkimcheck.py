@@ -51,14 +51,14 @@ def rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
             break
         if line[0] in (0x09, 0x20):
             if not fields:
-                raise dkim.MessageFormatError("Unexpected characters in RFC822 header: %r" % line)
+                raise dkim.MessageFormatError(f"Unexpected characters in RFC822 header: {line[:60]!r}")
             fields[-1][1].append(line)
             continue
         m = _FIELD_NAME.match(line)
         if m is not None:
             fields.append((m.group(1), [line[m.end(0) :]]))
         elif not line.startswith(b"From "):
-            raise dkim.MessageFormatError("Unexpected characters in RFC822 header: %r" % line)
+            raise dkim.MessageFormatError(f"Unexpected characters in RFC822 header: {line[:60]!r}")
     else:
         i = len(lines)
     headers = [[name, b"\r\n".join(parts) + b"\r\n"] for name, parts in fields]

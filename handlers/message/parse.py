@@ -305,6 +305,10 @@ def parse_message(data: bytes | str) -> ParsedMessage:
     pm.header_only = not body.strip()
     try:
         msg = _mime_tree(raw)
+    except _TooDeep as exc:
+        pm.defects.append(f"{exc}; the body was read as plain text")
+        pm.body_text = guess_decode(body[:MAX_TEXT])
+        return pm
     except Exception as exc:  # the stdlib parser is lenient; this is belt and braces
         pm.defects.append(f"MIME parse failed: {type(exc).__name__}")
         pm.body_text = guess_decode(body[:MAX_TEXT])
