@@ -129,6 +129,14 @@ def test_a_deeply_nested_message_is_still_read(levels: int) -> None:
     assert pm.defects  # what was skipped is said, not silently dropped
 
 
+def _dsn(recipient_fields: bytes) -> bytes:
+    return (b'From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail\r\nContent-Type: multipart/report; '
+            b'report-type=delivery-status; boundary="b"\r\n\r\n--b\r\n\r\nfailed\r\n--b\r\n'
+            b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
+            b"Final-Recipient: rfc822; u@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            + recipient_fields + b"\r\n--b--\r\n")
+
+
 BOUNCE_CASES = {
     "a folded header": (lambda n: b"From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered\r\nX-Long: a\r\n"
                         + b" x\r\n" * n + b"\r\n550 5.1.1 <a@example.com>: no such user\r\n", 20_000),
@@ -143,6 +151,10 @@ BOUNCE_CASES = {
         b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
         + b"".join(b"Final-Recipient: rfc822; u%d@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
                    b"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n" % i for i in range(n)) + b"--b--\r\n"), 1_500),
+    "a DSN field folded over many lines": (lambda n: _dsn(b"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+                                                         + b" more\r\n" * n), 20_000),
+    "a Diagnostic-Code continued without indentation": (lambda n: _dsn(b"Diagnostic-Code: smtp; 550-5.1.1 no\r\n"
+                                                                       + b"550-5.1.1 such user\r\n" * n), 10_000),
     "MTA log lines": (lambda n: b"".join(b"Mar  3 10:00:00 mx postfix/smtp[1]: A%d: to=<u%d@example.com>, relay=mx."
                                          b"example.com[192.0.2.1]:25, dsn=5.1.1, status=bounced (550 5.1.1 no)\r\n"
                                          % (i, i) for i in range(n)), 1_500),
