@@ -29,7 +29,7 @@ CLOCK_SLOP_S = 36000  # dkimpy's leeway for signers with wrong clocks (10 h), ke
 
 
 _LINE_END = re.compile(rb"\r?\n")
-_FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
+_FIELD_CHARS = bytes(range(0x21, 0x7F))  # printable US-ASCII: what a field name is made of
 
 
 def rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
@@ -54,9 +54,11 @@ def rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
                 raise dkim.MessageFormatError(f"Unexpected characters in RFC822 header: {line[:60]!r}")
             fields[-1][1].append(line)
             continue
-        m = _FIELD_NAME.match(line)
-        if m is not None:
-            fields.append((m.group(1), [line[m.end(0) :]]))
+        # dkimpy's re.match(rb"([\x21-\x7e]+?):", line) without the regex: the name ends at
+        # the first colon after its first character and is printable ASCII throughout.
+        colon = line.find(b":", 1)
+        if colon > 0 and not line[:colon].translate(None, _FIELD_CHARS):
+            fields.append((line[:colon], [line[colon + 1 :]]))
         elif not line.startswith(b"From "):
             raise dkim.MessageFormatError(f"Unexpected characters in RFC822 header: {line[:60]!r}")
     else:
