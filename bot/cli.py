@@ -46,7 +46,7 @@ def _global_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
                         dest="nameserver_sub" if sub else "nameserver", default=None,
                         help="DNS resolver to ask (repeatable; default: $MAILCHECK_NAMESERVERS or the system's)")
     parser.add_argument("--timeout", type=float, default=d, metavar="SECONDS",
-                        help="per-query DNS timeout (default 3)")
+                        help="seconds to wait for each DNS answer (default 3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,17 +232,26 @@ async def _with_progress(label: str, coro: Coroutine[Any, Any, Report]) -> Repor
 
 
 def read_input(path: str) -> bytes:
+    """The file's bytes (up to the input limit); a file saved as UTF-16/32 ("Unicode" on
+    Windows) is re-encoded as UTF-8, so every command reads it as the same text."""
+    from handlers.charsets import to_utf8, wide_encoding
+
     try:
         if path == "-":
             if sys.stdin.isatty():
                 print("Paste the text, then Ctrl-D:", file=sys.stderr)
-            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+            stream = sys.stdin.buffer
+            data = stream.read(MAX_INPUT_BYTES + 1)
+            if len(data) > MAX_INPUT_BYTES and wide_encoding(data[:4096]) is not None:
+                data += stream.read(3 * MAX_INPUT_BYTES + 3)  # 2-4 bytes a character: as much text as UTF-8
         else:
             with open(path, "rb") as fh:
                 data = fh.read(MAX_INPUT_BYTES + 1)
+                if len(data) > MAX_INPUT_BYTES and wide_encoding(data[:4096]) is not None:
+                    data += fh.read(3 * MAX_INPUT_BYTES + 3)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return data
+    return to_utf8(data)
 
 
 # -- commands ----------------------------------------------------------------

@@ -413,12 +413,35 @@ class Resolver:
         or refusing list should not get the rest of the run's queries."""
         return sum(b.skip(group, reason) for b in tuple(self._bulks))
 
+    def silent(self, now: float) -> bool:
+        """The dead-resolver breaker: True once a whole timeout has passed since our first
+        packet and no nameserver of ours has sent anything back. A server that answers,
+        however slowly (even after a lookup gave up on it), is not dead."""
+        if self._heard or self._first_sent is None or now - self._first_sent < self.timeout:
+            return False
+        per_loop = _MUXES.get(asyncio.get_running_loop()) or {}
+        for server in self.nameservers:
+            for mux in per_loop.get((str(server[0]), int(server[1])), ()):
+                if mux.heard_at is not None and mux.heard_at >= self._first_sent:
+                    self._heard = True
+                    return False
+        return True
+
+    def plan(self) -> tuple[list[tuple[str, int]], bool]:
+        """(attempts, single): one server is asked twice (a second query only after a
+        failed answer, never after silence); several servers once each."""
+        servers = [(str(h), int(p)) for h, p in self.nameservers]
+        single = len(servers) == 1
+        return (servers * 2 if single else servers), single
+
     async def _send(self, name: str, rdtype: dns.rdatatype.RdataType, tname: str, question: bytes) -> DNSResult:
-        servers = list(self.nameservers)
-        # With a single server, try it twice (UDP loss); with several, each once.
-        attempts = servers if len(servers) > 1 else servers * 2
-        per_try = self.timeout / 2 if len(servers) == 1 else self.timeout
+        # `timeout` is how long the user waits for one answer: a query's answer is
+        # accepted until `timeout` after it was sent. One server: the datagram is sent
+        # again (same ID) at half the timeout in case one of the two was lost; an answer
+        # to either counts. Several servers: each is asked in turn, for `timeout` each.
+        attempts, single = self.plan()
         last = DNSResult(name, tname, Outcome.TIMEOUT, error="no nameserver answered")
+        started: float | None = None  # the first send to the single server
         for host, port in attempts:
             rem = self.remaining()
             if rem is not None and rem <= 0:
@@ -426,16 +449,27 @@ class Resolver:
             now = time.monotonic()
             if self._first_sent is None:
                 self._first_sent = now
-            elif not self._heard and now - self._first_sent >= self.timeout:
+            elif self.silent(now):
                 return DNSResult(name, tname, Outcome.TIMEOUT,
                                  error=f"no nameserver has answered anything in {self.timeout:g}s; not asked")
-            wait = per_try if rem is None else min(per_try, rem)
+            resend: float | None = None
+            if not single:
+                wait = self.timeout
+            elif started is None:
+                started, wait, resend = now, self.timeout, self.timeout / 2
+            else:  # asking again after a failed answer: within the same timeout
+                wait = self.timeout - (now - started)
+                if wait <= 0:
+                    return last
+            wait = wait if rem is None else min(wait, rem)
             self.stats.asked += 1
             try:
-                resp = await _udp_query(name, question, rdtype, host, port, wait)
+                resp = await _udp_query(name, question, rdtype, host, port, wait, resend, self._count_resend)
             except dns.exception.Timeout:
                 last = DNSResult(name, tname, Outcome.TIMEOUT, error=f"{host}:{port} did not answer", server=host)
                 self.stats.failed += 1
+                if single:
+                    return last  # the whole timeout has passed since the first send
                 continue
             except dns.exception.DNSException as exc:  # a response came, but not a usable one
                 self._heard = True
@@ -457,6 +491,9 @@ class Resolver:
             self.stats.failed += 1
             last = result
         return last
+
+    def _count_resend(self) -> None:
+        self.stats.asked += 1
 
 
 def _deliver(
@@ -509,8 +546,13 @@ class _UDPMux:
         # A callback (the bulk path) is called with the datagram or an exception.
         self.pending: dict[int, tuple[asyncio.Future[bytes] | Callable[[bytes | BaseException], None], bytes]] = {}
         self.deadlines: dict[int, float] = {}
+        # qid -> (when, datagram, on_resend): a retransmission of a query still waiting.
+        self.resends: dict[int, tuple[float, bytes, Callable[[], None] | None]] = {}
         self._reaper: asyncio.TimerHandle | None = None
         self._out: deque[bytes] = deque()  # datagrams waiting for room in the send buffer
+        # When a response last arrived here (time.monotonic), whoever it was for: a late
+        # answer to a query that gave up still shows the server is alive (the breaker).
+        self.heard_at: float | None = None
 
     @classmethod
     def open(cls, host: str, port: int) -> _UDPMux:
@@ -565,15 +607,25 @@ class _UDPMux:
             self.datagram_received(data)
 
     def expect(self, qid: int, fut: asyncio.Future[bytes] | Callable[[bytes | BaseException], None],
-               timeout: float, question: bytes = b"") -> None:
+               timeout: float, question: bytes = b"", resend: tuple[float, bytes] | None = None,
+               on_resend: Callable[[], None] | None = None) -> None:
         """Register a query; one periodic reaper times out overdue ones.
 
         A timer per query would put thousands of entries in the event loop's
         heap during a blocklist run; a 20 ms sweep is as precise as needed.
+        `resend=(after, datagram)`: send the same datagram again `after` seconds
+        from now if no answer came (UDP loss). The query keeps its ID and its
+        deadline, so an answer to either copy ends it, until `timeout` after the
+        first send.
         """
         loop = fut.get_loop() if isinstance(fut, asyncio.Future) else asyncio.get_running_loop()
+        now = loop.time()
         self.pending[qid] = (fut, question.lower())
-        self.deadlines[qid] = loop.time() + timeout
+        self.deadlines[qid] = now + timeout
+        if resend is not None and resend[0] < timeout:
+            self.resends[qid] = (now + resend[0], resend[1], on_resend)
+        else:
+            self.resends.pop(qid, None)
         if self._reaper is None:
             self._reaper = loop.call_later(REAP_INTERVAL, self._reap, loop)
 
@@ -583,19 +635,29 @@ class _UDPMux:
         if entry is not None and entry[0] is fut:
             del self.pending[qid]
             self.deadlines.pop(qid, None)
+            self.resends.pop(qid, None)
 
     def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         for qid in [q for q, d in self.deadlines.items() if d <= now]:
             entry = self.pending.pop(qid, None)
             self.deadlines.pop(qid, None)
+            self.resends.pop(qid, None)
             if entry is not None:
                 _deliver(entry[0], TimeoutError())
+        if self.resends:
+            for qid in [q for q, r in self.resends.items() if r[0] <= now]:
+                _when, datagram, on_resend = self.resends.pop(qid)
+                if qid in self.pending:
+                    self.send(datagram)
+                    if on_resend is not None:
+                        on_resend()
         self._reaper = loop.call_later(REAP_INTERVAL, self._reap, loop) if self.deadlines else None
 
     def datagram_received(self, data: bytes) -> None:
         if len(data) < 12 or not data[2] & 0x80:
             return  # not a response
+        self.heard_at = time.monotonic()
         qid = int.from_bytes(data[:2], "big")
         entry = self.pending.get(qid)
         if entry is None:
@@ -607,11 +669,13 @@ class _UDPMux:
             return
         del self.pending[qid]
         self.deadlines.pop(qid, None)
+        self.resends.pop(qid, None)
         _deliver(fut, data, now=True)
 
     def _fail_all(self, exc: BaseException) -> None:
         pending, self.pending = self.pending, {}
         self.deadlines = {}
+        self.resends = {}
         for fut, _q in pending.values():
             _deliver(fut, exc)
 
@@ -758,16 +822,23 @@ def fast_parse(data: bytes, qlen: int, rdtype: int) -> tuple[int, int, tuple[Any
 
 
 async def _udp_query(
-    name: str, question: bytes, rdtype: int, host: str, port: int, timeout: float
+    name: str, question: bytes, rdtype: int, host: str, port: int, timeout: float,
+    resend_after: float | None = None, on_resend: Callable[[], None] | None = None,
 ) -> dns.message.Message | tuple[int, int, tuple[Any, ...], int]:
-    """Ask over a shared UDP socket; fall back to TCP (dnspython) when the answer is truncated."""
+    """Ask over a shared UDP socket; fall back to TCP (dnspython) when the answer is truncated.
+
+    An answer is accepted until `timeout` after the send; `resend_after`: the same
+    datagram (same ID) is sent again then if nothing came, and either copy's answer counts.
+    """
     mux = _pooled_mux(host, port) or _mux_now(host, port)
     qid = mux.new_id()
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[bytes] = loop.create_future()
-    mux.expect(qid, fut, timeout, question)
+    datagram = qid.to_bytes(2, "big") + _HEADER_TAIL + question + _OPT
+    mux.expect(qid, fut, timeout, question,
+               resend=None if resend_after is None else (resend_after, datagram), on_resend=on_resend)
     try:
-        mux.send(qid.to_bytes(2, "big") + _HEADER_TAIL + question + _OPT)
+        mux.send(datagram)
         data = await fut
     except TimeoutError as exc:
         raise dns.exception.Timeout from exc

@@ -13,9 +13,10 @@ Semantics are those of `Resolver.query()`, shared through its internals:
   lookups started here are visible to concurrent `query()` callers;
 - the resolver's bound on queries in flight (its `Slots`), its stats, query
   budget, overall deadline and dead-resolver breaker;
-- attempts: a single server is tried twice with half the timeout each,
-  several servers once each; a truncated answer is retried over TCP (through
-  the coroutine path: rare);
+- attempts: an answer is accepted until the timeout after the query was sent;
+  a single server gets the same datagram again at half the timeout (UDP loss)
+  and a second query only after a failed answer, several servers are asked once
+  each; a truncated answer is retried over TCP (through the coroutine path: rare);
 - per-group manners (`GroupLimit`): at most `in_flight` queries of a group at
   once and `qps` per second after a `burst`.
 Every lookup ends with a DNSResult, never an exception and never a hang: a
@@ -65,6 +66,7 @@ class _Item:
     index: int = -1  # the request's place in run(): its on_result number
     attempt: int = 0
     last: DNSResult | None = None
+    started: float | None = None  # first send (time.monotonic) when there is a single server
 
 
 @dataclass
@@ -106,9 +108,7 @@ class Bulk:
         self.held: list[tuple[int, DNSResult]] | None = None
         self.closed = False
         self.skipped: dict[Hashable, str] = {}  # group -> why its unsent names are not asked
-        servers = list(resolver.nameservers)
-        self.attempts = servers if len(servers) > 1 else servers * 2
-        self.per_try = resolver.timeout / 2 if len(servers) == 1 else resolver.timeout
+        self.attempts, self.single = resolver.plan()
 
     # ------------------------------------------------------------------ entry
     async def run(
@@ -292,10 +292,21 @@ class Bulk:
         now = time.monotonic()
         if r._first_sent is None:
             r._first_sent = now
-        elif not r._heard and now - r._first_sent >= r.timeout:
+        elif r.silent(now):
             self._finish(item, DNSResult(item.name, item.tname, Outcome.TIMEOUT,
                                          error=f"no nameserver has answered anything in {r.timeout:g}s; not asked"))
             return
+        resend: tuple[float, bytes] | None = None
+        if not self.single:
+            wait = r.timeout
+        elif item.started is None:
+            item.started, wait = now, r.timeout
+        else:  # asking again after a failed answer: within the same timeout
+            wait = r.timeout - (now - item.started)
+            if wait <= 0:
+                self._finish(item, item.last or DNSResult(item.name, item.tname, Outcome.TIMEOUT,
+                                                          error="no nameserver answered"))
+                return
         host, port = self.attempts[item.attempt]
         mux = _pooled_mux(host, port)
         if mux is None:
@@ -306,17 +317,20 @@ class Bulk:
                 self.loop.call_soon(self._failed_attempt, item, DNSResult(
                     item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {exc}", server=host))
                 return
-        wait = self.per_try if rem is None else min(self.per_try, rem)
+        wait = wait if rem is None else min(wait, rem)
         qid = mux.new_id()
+        datagram = qid.to_bytes(2, "big") + _HEADER_TAIL + item.question + _OPT
+        if self.single and item.attempt == 0:
+            resend = (r.timeout / 2, datagram)  # same ID: an answer to either copy counts
 
         def answered(outcome: bytes | BaseException) -> None:
             # Called by the socket itself (datagram, ICMP error or reaper timeout): no
             # future and no extra trip through the event loop per answer.
             self._on_answer(item, host, port, outcome)
 
-        mux.expect(qid, answered, wait, item.question)
+        mux.expect(qid, answered, wait, item.question, resend=resend, on_resend=r._count_resend)
         r.stats.asked += 1
-        mux.send(qid.to_bytes(2, "big") + _HEADER_TAIL + item.question + _OPT)
+        mux.send(datagram)
 
     # ------------------------------------------------------------------ answers
     def _on_answer(self, item: _Item, host: str, port: int, outcome: bytes | BaseException) -> None:
@@ -326,6 +340,11 @@ class Bulk:
             if isinstance(outcome, TimeoutError):
                 res = DNSResult(item.name, item.tname, Outcome.TIMEOUT, error=f"{host}:{port} did not answer",
                                 server=host)
+                if self.single:  # the whole timeout has passed since the first send
+                    item.last = res
+                    item.attempt = len(self.attempts)
+                    self._send(item)
+                    return
             else:
                 res = DNSResult(item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {outcome}",
                                 server=host)

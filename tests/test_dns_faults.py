@@ -282,3 +282,71 @@ def test_an_answer_to_another_question_never_ends_a_query() -> None:
         assert fut.done() and fut.result() == real
 
     asyncio.run(run())
+
+
+# -- a slow server inside the timeout is answering, not dead ---------------------------
+# `--timeout` is how long the user waits for one answer. Delays here are modest (the test
+# server holds each answer `delay` seconds); assertions are about outcomes, never speed.
+SLOW_RECORDS = {
+    **{(f"n{i}.example", "A"): ["192.0.2.1"] for i in range(12)},
+    ("1.2.0.192.in-addr.arpa", "PTR"): ["mail.slow.example"],
+    ("mail.slow.example", "A"): ["192.0.2.1"],
+}
+
+
+async def test_an_answer_late_within_the_timeout_is_accepted() -> None:
+    # The retransmission at half the timeout goes out first; the answer to the first
+    # datagram still counts (same ID, same question).
+    with ZoneServer(SLOW_RECORDS, delay=1.2) as server:
+        resolver = Resolver(nameservers=[server.address], timeout=2.0)
+        result = await resolver.query("n0.example", "A")
+        assert result.outcome is Outcome.ANSWER, result
+        assert result.addresses == ["192.0.2.1"]
+        assert len(server.queries) == 2  # the datagram and its retransmission
+        assert resolver.stats.asked == 2 and resolver.stats.answered == 1
+
+
+async def test_bulk_lookups_accept_late_answers_within_the_timeout() -> None:
+    with ZoneServer(SLOW_RECORDS, delay=1.2) as server:
+        resolver = Resolver(nameservers=[server.address], timeout=2.0)
+        results = await resolver.query_many([(f"n{i}.example", "A", "group") for i in range(12)])
+    assert [r.outcome for r in results] == [Outcome.ANSWER] * 12
+
+
+async def test_a_server_that_answers_after_the_timeout_is_slow_not_dead() -> None:
+    # Each answer comes after the lookup gave up; but it came, so the breaker must not
+    # stop asking (a later lookup is still sent and waits its own timeout).
+    with ZoneServer(SLOW_RECORDS, delay=0.9) as server:
+        resolver = Resolver(nameservers=[server.address], timeout=0.6)
+        first = await resolver.query("n0.example", "A")
+        await asyncio.sleep(0.6)  # the late answer arrives meanwhile
+        second = await resolver.query("n1.example", "A")
+    assert first.outcome is Outcome.TIMEOUT and second.outcome is Outcome.TIMEOUT
+    assert "not asked" not in second.error
+    assert ("n1.example.", "A", "udp") in server.queries
+
+
+async def test_a_never_answering_server_still_ends_in_one_timeout(blackhole: int) -> None:
+    resolver = Resolver(nameservers=[("127.0.0.1", blackhole)], timeout=0.6)
+    t0 = time.monotonic()
+    results = await asyncio.wait_for(asyncio.gather(
+        resolver.query("a.example", "A"),
+        resolver.query_many([(f"b{i}.example", "A", "g") for i in range(5)]),
+    ), 10)
+    assert results[0].outcome is Outcome.TIMEOUT
+    assert {r.outcome for r in results[1]} == {Outcome.TIMEOUT}
+    assert resolver.stats.asked == 12  # each datagram once more at half the timeout, no other query
+    assert time.monotonic() - t0 < 5  # no hang
+
+
+def test_the_cli_gets_verdicts_from_a_slow_server_inside_the_timeout() -> None:
+    with ZoneServer(SLOW_RECORDS, delay=1.2) as server:
+        p = subprocess.run(
+            [sys.executable, "-m", "bot", "--json", "--nameserver", f"{server.host}:{server.port}",
+             "--timeout", "2", "ip", "192.0.2.1"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert p.returncode in (0, 1), p.stderr
+    report = json.loads(p.stdout)
+    ptr = [f for f in report["findings"] if f["code"].startswith("ptr.")]
+    assert [f["severity"] for f in ptr] == ["ok"], ptr  # FCrDNS verified through the slow server

@@ -365,6 +365,19 @@ async def test_attached_eml_file_is_downloaded_and_analysed(harness: Harness) ->
     assert post["thread_ts"] == "1700000900.000100" and "authfailure" in block_text(post)
 
 
+async def test_a_file_saved_as_utf16_is_read_like_utf8(harness: Harness) -> None:
+    # Windows "Unicode" text: UTF-16 with a byte order mark.
+    harness.fake.files["F3"] = GMAIL_BOUNCE.encode("utf-16")
+    ev = paste_event("1700000920.000100", "", subtype="file_share",
+                     files=[{"id": "F3", "name": "bounce.txt", "mimetype": "text/plain", "size": 1800,
+                             "url_private": harness.fake.file_url("F3")}])
+    await harness.event(ev, "EvF3")
+    await harness.fake.wait_for(lambda: harness.fake.posts())
+    await harness.settle()
+    post = harness.fake.posts()[0].params
+    assert post["thread_ts"] == "1700000920.000100" and "authfailure" in block_text(post)
+
+
 async def test_file_from_untrusted_host_is_not_fetched(harness: Harness) -> None:
     ev = paste_event("1700000950.000100", "", subtype="file_share",
                      files=[{"id": "F2", "name": "bounce.eml", "size": 900,

@@ -18,6 +18,7 @@ from bot.slack.messages import encode_value, text
 from bot.slack.router import Command
 from bot.slack.runtime import CheckTimeout, Runtime, classify
 from bot.slack.text import unescape_slack
+from handlers.charsets import to_utf8
 
 if TYPE_CHECKING:
     from handlers.model import Report
@@ -251,6 +252,7 @@ async def analyse_message_event(
                                                       mb=rt.settings.max_file_bytes // (1024 * 1024)))
                 return True
             continue
+        data = to_utf8(data)  # a file saved as UTF-16/32 ("Unicode" on Windows) reads as its text
         decoded = data.decode("utf-8", "replace")
         fkind = classify(decoded) or ("message" if str(f.get("name", "")).lower().endswith(".eml") else None)
         if fkind is None and not explicit:

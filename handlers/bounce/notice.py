@@ -106,16 +106,25 @@ def parse_field_blocks(text: str) -> list[dict[str, str]]:
     blocks: list[dict[str, str]] = []
     cur: dict[str, str] = {}
     last = ""
+    # Continuation lines of cur[fold_key], joined once when the field ends: appending
+    # to the value per line re-copied it each time (quadratic in a field's lines).
+    fold_key = ""
+    folds: list[str] = []
     for line in clean_lines(text):
         if not line.strip():
+            _join_folds(cur, fold_key, folds)
             if cur:
                 blocks.append(cur)
                 cur, last = {}, ""
             continue
         if line[:1] in (" ", "\t") and last:
-            cur[last] = cur[last] + " " + line.strip()
+            if fold_key != last:
+                _join_folds(cur, fold_key, folds)
+                fold_key = last
+            folds.append(line.strip())
             continue
         if ":" in line and _HEADER_LINE.match(line):
+            _join_folds(cur, fold_key, folds)
             name, _, value = line.partition(":")
             last = name.strip().lower()
             if (
@@ -130,10 +139,20 @@ def parse_field_blocks(text: str) -> list[dict[str, str]]:
                 last = ""  # keep the first occurrence; ignore continuation of a duplicate
         elif last == "diagnostic-code":
             # Badly folded multi-line replies ("550-5.7.1 ..." without indentation).
-            cur[last] = cur[last] + " " + line.strip()
+            if fold_key != last:
+                _join_folds(cur, fold_key, folds)
+                fold_key = last
+            folds.append(line.strip())
+    _join_folds(cur, fold_key, folds)
     if cur:
         blocks.append(cur)
     return blocks
+
+
+def _join_folds(cur: dict[str, str], key: str, folds: list[str]) -> None:
+    if folds:
+        cur[key] = " ".join([cur[key], *folds])
+        folds.clear()
 
 
 def _add_dsn(notice: Notice, blocks: list[dict[str, str]]) -> None:
@@ -179,6 +198,7 @@ class _Part:
 def _split_head(raw: str) -> tuple[dict[str, str], str]:
     """Header block (unfolded, first occurrence wins) and the body after the blank line."""
     headers: dict[str, str] = {}
+    folded: dict[str, list[str]] = {}  # continuation lines, joined once at the end (linear)
     last = ""
     pos = 0
     n = len(raw)
@@ -192,7 +212,7 @@ def _split_head(raw: str) -> tuple[dict[str, str], str]:
             break
         if line[:1] in (" ", "\t"):
             if last:
-                headers[last] = headers[last] + " " + line.strip()
+                folded.setdefault(last, []).append(line.strip())
             continue
         name, sep, value = line.partition(":")
         if not sep or not _HEADER_LINE.match(line):
@@ -206,7 +226,9 @@ def _split_head(raw: str) -> tuple[dict[str, str], str]:
             continue
         headers[last] = value.strip()
     else:
-        return headers, ""
+        pos = n
+    for name, more in folded.items():
+        headers[name] = " ".join([headers[name], *more])
     return headers, raw[pos:]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from handlers.charsets import guess_decode
+from handlers.charsets import guess_decode, to_utf8
 
 MAX_INPUT_BYTES = 5 * 1024 * 1024
 MAX_LINE = 8000  # longer lines are cut before any regex sees them
@@ -25,12 +25,18 @@ def human_size(n: int) -> str:
 
 
 def decode_bytes(data: bytes) -> str:
-    """Best-effort decoding of a byte paste (not a MIME message)."""
+    """Best-effort decoding of a byte paste (not a MIME message); UTF-16/32 included."""
     return guess_decode(data)
 
 
 def cap(data: bytes | str) -> tuple[bytes | str, bool]:
-    """Cut the input to MAX_INPUT_BYTES (characters for str). True when cut."""
+    """The input as the parsers read it, cut to MAX_INPUT_BYTES (characters for str). True when cut.
+
+    UTF-16/32 bytes (a file Windows saved as "Unicode") are first re-encoded as
+    UTF-8: every later step (mbox split, MIME parse, line scans) reads ASCII-compatible bytes.
+    """
+    if isinstance(data, bytes):
+        data = to_utf8(data)
     if len(data) > MAX_INPUT_BYTES:
         return data[:MAX_INPUT_BYTES], True
     return data, False

@@ -9,6 +9,7 @@ text kept from bodies and the number of URLs extracted.
 from __future__ import annotations
 
 import email
+import email.feedparser
 import email.message
 import email.policy
 import email.utils
@@ -16,6 +17,8 @@ import html
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from handlers.charsets import to_utf8
 
 from .charset import decode, decode_header_value, guess_decode, rfc2231_value
 
@@ -28,6 +31,16 @@ MAX_DEPTH = 10
 MAX_TEXT = 200_000
 MAX_URL_HOSTS = 200
 MAX_PREAMBLE_LINES = 8
+
+# Longest Content-Type / Content-Disposition value handed to the email package. Its
+# parameter parser (email.message._parseparam) copies the rest of the value for every
+# ";", so cost grows with the square of the length; real values, even RFC 2231
+# continuations of long Japanese file names, stay far below this.
+MAX_MIME_PARAMS_VALUE = 4000
+# Multipart levels the email package may open. Each open level is a boundary test on
+# every following line, so depth x lines grew without bound (300 levels and 40k lines
+# took seconds). Real mail nests a handful of levels; MAX_DEPTH of them are read.
+MAX_NESTING = 50
 
 _HEADER_LINE = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}[ \t]{0,4}:")
 _URL = re.compile(r"(?i)\b(?:https?|hxxps?)://([^\s/?#<>\"'()\[\]{}\\|^`]{1,300})")
@@ -84,8 +97,9 @@ class ParsedMessage:
 
 # ---------------------------------------------------------------------------
 def to_bytes(data: bytes | str) -> bytes:
+    """The message as bytes; a UTF-16/32 file (Windows "Unicode" text) becomes UTF-8."""
     if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data)
+        return to_utf8(bytes(data))
     text = str(data)
     return text.encode("utf-8", "surrogateescape")
 
@@ -116,6 +130,116 @@ def strip_preamble(raw: bytes) -> tuple[bytes, int]:
     return raw, 0
 
 
+class _BoundedPolicy(email.policy.Compat32):
+    """compat32, but MIME parameter headers are cut (at a ";") before the email package parses them."""
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        if len(value) > MAX_MIME_PARAMS_VALUE and name.strip().lower() in ("content-type", "content-disposition"):
+            cut = value[:MAX_MIME_PARAMS_VALUE]
+            semi = cut.rfind(";")
+            value = cut[:semi] if semi > 0 else cut
+        return name, value
+
+
+_POLICY = _BoundedPolicy()
+
+
+class _TooDeep(Exception):
+    pass
+
+
+_BOUNDARY_TAIL = " \t-\r\n"  # what may follow the separator on a boundary line (RFC 2046 5.1.1)
+_BOUNDARY_PATTERN = re.compile(r"\(\?P<sep>(.*)\)\(\?P<end>--\)\?", re.S)
+
+
+class _BoundedInput(email.feedparser.BufferedSubFile):  # type: ignore[name-defined,misc]
+    """The email package's line buffer, with its end-of-part tests made O(1) per line.
+
+    The original tries every open level's boundary regex on every line (RFC 2046:
+    an outer boundary ends inner parts too), so cost was lines x depth. Those
+    tests match only a line made of "--boundary", then "--", blanks and the line
+    end; the blank-line test (between message/delivery-status blocks) only an
+    empty line. So a line is looked up by what is left once that tail is cut,
+    and only the boundaries it could be are tried. A test of any other shape
+    (a future email package) makes every line take the original path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kinds: list[tuple[str, Any]] = []  # per pushed test: ("sep", key) / ("nl", None) / ("other", None)
+        self._by_key: dict[str, dict[str, Any]] = {}  # key -> {regex pattern: its match}
+        self._blank_tests = 0
+        self._other_tests = 0
+
+    def push_eof_matcher(self, pred: Any) -> None:
+        if len(self._eofstack) >= MAX_NESTING:  # type: ignore[attr-defined]
+            raise _TooDeep(f"MIME parts nested more than {MAX_NESTING} levels deep")
+        super().push_eof_matcher(pred)
+        kind = self._kind(pred)
+        self._kinds.append(kind)
+        if kind[0] == "sep":
+            self._by_key.setdefault(kind[1], {})[pred.__self__.pattern] = pred
+        elif kind[0] == "nl":
+            self._blank_tests += 1
+        else:
+            self._other_tests += 1
+
+    def pop_eof_matcher(self) -> Any:
+        pred = super().pop_eof_matcher()
+        kind = self._kinds.pop()
+        if kind[0] == "sep":
+            self._by_key = {}  # rebuilt: the same boundary may be open at several levels
+            for p in self._eofstack:  # type: ignore[attr-defined]
+                k = self._kind(p)
+                if k[0] == "sep":
+                    self._by_key.setdefault(k[1], {})[p.__self__.pattern] = p
+        elif kind[0] == "nl":
+            self._blank_tests -= 1
+        else:
+            self._other_tests -= 1
+        return pred
+
+    @staticmethod
+    def _kind(pred: Any) -> tuple[str, Any]:
+        if pred == email.feedparser.NLCRE.match:  # type: ignore[attr-defined]
+            return "nl", None
+        rx = getattr(pred, "__self__", None)
+        if isinstance(rx, re.Pattern) and getattr(pred, "__name__", "") == "match" and isinstance(rx.pattern, str):
+            m = _BOUNDARY_PATTERN.match(rx.pattern)
+            if m is not None:
+                sep = re.sub(r"\\(.)", r"\1", m.group(1), flags=re.S)
+                if sep.startswith("--") and "(?P<sep>" + re.escape(sep) + ")" == rx.pattern[: m.end(1) + 1]:
+                    return "sep", sep.rstrip(_BOUNDARY_TAIL)
+        return "other", None
+
+    def readline(self) -> Any:
+        lines = self._lines  # type: ignore[attr-defined]
+        if not lines or self._other_tests:
+            return super().readline()
+        line = lines[0]
+        if line.startswith("--"):
+            tests = self._by_key.get(line.rstrip(_BOUNDARY_TAIL))
+            if tests and any(t(line) for t in tests.values()):
+                return ""  # the end of this part: the line stays for the level it ends
+        elif line[:1] in ("\r", "\n") and self._blank_tests:
+            return ""
+        return lines.popleft()
+
+
+class _FeedParser(email.feedparser.FeedParser):
+    def __init__(self) -> None:
+        super().__init__(policy=_POLICY)
+        self._input = _BoundedInput()  # read lazily by the parse generator: not started yet
+
+
+def _mime_tree(raw: bytes) -> email.message.Message:
+    """email.message_from_bytes(raw, policy=_POLICY), its cost linear in the input."""
+    parser = _FeedParser()
+    parser.feed(raw.decode("ascii", "surrogateescape"))  # as BytesParser does
+    return parser.close()
+
+
 def _split_header_block(raw: bytes) -> tuple[bytes, bytes]:
     m = re.search(rb"\r?\n\r?\n", raw[:MAX_HEADER_BLOCK])
     if m is None:
@@ -131,25 +255,30 @@ def parse_headers(block: bytes) -> tuple[list[tuple[str, str]], list[str]]:
     defects: list[str] = []
     cur_name: str | None = None
     cur_val: list[str] = []
+    cur_len = 0  # characters kept in cur_val: a running total keeps unfolding linear
     for line in block.replace(b"\r\n", b"\n").split(b"\n"):
         if len(out) >= MAX_HEADERS:
             defects.append(f"more than {MAX_HEADERS} header fields; the rest were ignored")
             break
-        text = line.decode("utf-8", "surrogateescape")
-        if text[:1] in (" ", "\t"):
-            if cur_name is not None and sum(len(v) for v in cur_val) < MAX_HEADER_VALUE:
+        if line[:1] in (b" ", b"\t"):
+            # A continuation line (RFC 5322 2.2.3). Past the value cap it is skipped
+            # without decoding, so a huge folded header costs what its bytes cost.
+            if cur_name is not None and cur_len < MAX_HEADER_VALUE:
+                text = line.decode("utf-8", "surrogateescape")
                 cur_val.append(text)
+                cur_len += len(text)
             continue
+        text = line.decode("utf-8", "surrogateescape")
         if cur_name is not None:
             out.append((cur_name, _unfold(cur_val)))
-            cur_name, cur_val = None, []
+            cur_name, cur_val, cur_len = None, [], 0
         if not text.strip():
             continue
         name, sep, value = text.partition(":")
         if not sep or not name.strip() or len(name) > 76 or " " in name.strip():
             defects.append(f"not a header line: {text[:60]!r}")
             continue
-        cur_name, cur_val = name.strip(), [value]
+        cur_name, cur_val, cur_len = name.strip(), [value], len(value)
     if cur_name is not None:
         out.append((cur_name, _unfold(cur_val)))
     return out, defects
@@ -175,7 +304,11 @@ def parse_message(data: bytes | str) -> ParsedMessage:
     pm = ParsedMessage(raw=raw, headers=headers, notes=notes, defects=defects, truncated=truncated)
     pm.header_only = not body.strip()
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = _mime_tree(raw)
+    except _TooDeep as exc:
+        pm.defects.append(f"{exc}; the body was read as plain text")
+        pm.body_text = guess_decode(body[:MAX_TEXT])
+        return pm
     except Exception as exc:  # the stdlib parser is lenient; this is belt and braces
         pm.defects.append(f"MIME parse failed: {type(exc).__name__}")
         pm.body_text = guess_decode(body[:MAX_TEXT])

@@ -186,7 +186,10 @@ class ZoneServer:
                 data, sock = self.request
                 reply = server.answer(data, "udp")
                 if reply is not None:
-                    sock.sendto(reply, self.client_address)
+                    try:
+                        sock.sendto(reply, self.client_address)
+                    except OSError:
+                        pass  # stopped while this answer was held back (`delay`)
 
         class TCPHandler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
