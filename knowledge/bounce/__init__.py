@@ -213,18 +213,50 @@ def _code_re(pattern: str) -> re.Pattern[str]:
 
 
 class ProviderDetect(_Strict):
-    hosts: list[str] = Field(default_factory=list)  # regexes on the remote host name
-    text: list[str] = Field(default_factory=list)  # markers in the reply text (case-insensitive)
+    hosts: list[str] = Field(default_factory=list)  # regexes on a host name (MX, relay, HELO, host in the reply)
+    text: list[str] = Field(default_factory=list)  # markers in the reply text (case-insensitive substrings)
     codes: list[str] = Field(default_factory=list)  # regexes on the original reply (provider codes)
+    # The provider's name as prose writes it ("Google's", "Outlook.com", "Yahoo Mail"),
+    # case-insensitive regexes. Only names that cannot be an ordinary word ("live",
+    # "free", "orange" are words; "Outlook.com", "Free.fr" are not).
+    names: list[str] = Field(default_factory=list)
+    # Regexes (case-insensitive) for this provider's own boilerplate when IT is the
+    # sending side ("Google tried to deliver your message ..."): cut from the text
+    # before looking for evidence, so the sender's notice does not name the receiver.
+    notice: list[str] = Field(default_factory=list)
     recipient_domains: list[str] = Field(default_factory=list)
+
+    @field_validator("hosts", "codes", "names", "notice")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
+            if compiled.groupindex:
+                raise ValueError(f"named groups are reserved for the index: {pattern!r}")
+        return value
+
+    @field_validator("recipient_domains", "text")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.lower() for v in value]
 
 
 class Provider(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     name: str
+    # Other names the provider goes by in prose (brands, former names); the advice
+    # test uses them to check that no shown step names another provider.
+    aliases: list[str] = Field(default_factory=list)
+    # A filtering gateway in front of the recipient's own mailbox host (Mimecast,
+    # Proofpoint ...): when the reply names both, the gateway produced it.
+    gateway: bool = False
     detect: ProviderDetect
     remediation: list[str] = Field(default_factory=list)
-    source: str = ""
+    source: str = Field(pattern=r"^https?://")
+    help: list[str] = Field(default_factory=list)  # the provider's own postmaster/help pages
     rules: list[ProviderRule] = Field(default_factory=list)
     # Extra remediation for `delivered` (accepted by this provider's MX).
     delivered_remediation: list[str] = Field(default_factory=list)
@@ -233,6 +265,14 @@ class Provider(_Strict):
     _rem = field_validator("remediation", "delivered_remediation")(
         classmethod(lambda cls, v: _check_remediation(v))
     )
+
+    @field_validator("help")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"help must be URLs: {url!r}")
+        return value
 
 
 class CompiledProvider:
@@ -243,8 +283,8 @@ class CompiledProvider:
         self.id = spec.id
         self.host_res = [re.compile(p, re.I) for p in spec.detect.hosts]
         self.code_res = [re.compile(p) for p in spec.detect.codes]
-        self.text_markers = [t.lower() for t in spec.detect.text]
-        self.domains = {d.lower() for d in spec.detect.recipient_domains}
+        self.text_markers = list(spec.detect.text)
+        self.domains = set(spec.detect.recipient_domains)
 
     def host_matches(self, host: str) -> bool:
         return bool(host) and any(r.search(host) for r in self.host_res)
@@ -253,6 +293,51 @@ class CompiledProvider:
         if any(m in lowered for m in self.text_markers):
             return True
         return any(r.search(original) for r in self.code_res)
+
+
+def _alternation(groups: list[tuple[str, list[str]]], flags: int = 0) -> re.Pattern[str] | None:
+    # One regex for all providers, one named group each: a single scan of the text
+    # instead of a loop of ~150 patterns. `m.lastgroup` names the provider.
+    parts = [f"(?P<p_{pid}>{'|'.join(f'(?:{p})' for p in pats)})" for pid, pats in groups if pats]
+    return re.compile("|".join(parts), flags) if parts else None
+
+
+class ProviderIndex:
+    """All providers' detection data, compiled into a few combined patterns."""
+
+    def __init__(self, providers: list[CompiledProvider]) -> None:
+        self.by_id = {p.id: p for p in providers}
+        self.order = {p.id: i for i, p in enumerate(providers)}
+        specs = [(p.id, p.spec.detect) for p in providers]
+        self.hosts = _alternation([(pid, d.hosts) for pid, d in specs], re.I)
+        self.codes = _alternation([(pid, d.codes) for pid, d in specs])
+        self.names = _alternation([(pid, d.names) for pid, d in specs], re.I)
+        notices = [p for _pid, d in specs for p in d.notice]
+        self.notice = re.compile("|".join(f"(?:{p})" for p in notices), re.I) if notices else None
+        self.markers: list[tuple[str, CompiledProvider]] = [
+            (m, p) for p in providers for m in p.text_markers
+        ]
+        self.domains: dict[str, CompiledProvider] = {}
+        for p in providers:
+            for d in p.domains:
+                if d in self.domains:
+                    raise ValueError(f"recipient domain {d!r} claimed by two providers")
+                self.domains[d] = p
+
+    def host(self, host: str) -> CompiledProvider | None:
+        if not host or self.hosts is None:
+            return None
+        m = self.hosts.search(host)
+        return self.by_id[m.lastgroup[2:]] if m and m.lastgroup else None
+
+    def domain(self, domain: str) -> CompiledProvider | None:
+        """The provider whose mail domain `domain` is (or is under: x.dion.ne.jp)."""
+        labels = domain.lower().strip(".").split(".")
+        for i in range(len(labels) - 1):
+            p = self.domains.get(".".join(labels[i:]))
+            if p is not None:
+                return p
+        return None
 
 
 # ----------------------------------------------------------------- MTA formats
@@ -347,6 +432,7 @@ class BounceKnowledge:
             raise ValueError("duplicate provider id")
         self.providers = [CompiledProvider(p) for p in providers]
         self.by_id = {p.id: p for p in self.providers}
+        self.provider_index = ProviderIndex(self.providers)
 
 
 @lru_cache(maxsize=1)
@@ -361,6 +447,7 @@ __all__ = [
     "BounceKnowledge",
     "CompiledProvider",
     "Provider",
+    "ProviderIndex",
     "ProviderRule",
     "load",
 ]
