@@ -33,16 +33,21 @@ _HOST = re.compile(r"(?<![\w@.*-])((?:[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?\.)
 # "from x (y [ip])". A host right after these is ours, not the provider's.
 _SENDER_CONTEXT = re.compile(
     r"(?:client host|client|from|helo|ehlo|rdns|ptr|reverse dns|sending host|your host|sender|"
-    r"smtp\.mailfrom|envelope-from|domain)\s*[=:]?\s*[\[(<\"']?\s*$"
+    r"smtp\.mailfrom|envelope-from|domain|spf\b[^.;]{0,24}\bfor)\s*[=:]?\s*[\[(<\"']?\s*$"
 )
 # Where a returned message's own headers start: anything after is the sender's mail.
 _RETURNED = re.compile(r"\b(?:received:\s*from|reporting-mta:|x-originating-ip:|message-id:)", re.I)
+_HOST_TAIL = re.compile(r"\[[^\]]*\](?::\d+)?$|:\d+$")  # "mx.example[192.0.2.1]:25" -> "mx.example"
+_MASKED_ADDRESS = re.compile(
+    r"(?<![\w.+*×-])(?:\*{1,32}|x{3,32}|×{1,32}|\.{3}|\(redacted\)|redacted)@((?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24})(?![\w-])",
+    re.I,
+)
 _MASKED_HOST = re.compile(r"^[\d.*x:\[\]]*$|redacted|\bip\b|\*\.\*|×", re.I)
 
 
 def detect(kb: BounceKnowledge, fact: Fact) -> CompiledProvider | None:
     idx = kb.provider_index
-    host = (fact.remote_host or "").lower().strip(". ")
+    host = _HOST_TAIL.sub("", (fact.remote_host or "").lower()).strip(". ")
     if host:
         found = idx.host(host)
         if found is not None:
@@ -54,10 +59,18 @@ def detect(kb: BounceKnowledge, fact: Fact) -> CompiledProvider | None:
         found = _from_text(idx, text, sender_domain, own)
         if found is not None:
             return found
-    domain = _domain(fact.recipient)
+    domain = _domain(fact.recipient) or _masked_domain(fact.diagnostic)
     if domain and (not host or _MASKED_HOST.search(host)):
         return idx.domain(domain)
     return None
+
+
+def _masked_domain(text: str) -> str:
+    # A recipient whose local part was masked before pasting ("***@docomo.ne.jp",
+    # "<...@EXAMPLE.jp>") is dropped by the parsers, but its domain still names the
+    # mailbox provider.
+    m = _MASKED_ADDRESS.search(text) if text else None
+    return m.group(1).lower() if m else ""
 
 
 def _domain(address: str | None) -> str:

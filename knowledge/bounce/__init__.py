@@ -311,7 +311,10 @@ class ProviderIndex:
         specs = [(p.id, p.spec.detect) for p in providers]
         self.hosts = _alternation([(pid, d.hosts) for pid, d in specs], re.I)
         self.codes = _alternation([(pid, d.codes) for pid, d in specs])
-        self.names = _alternation([(pid, d.names) for pid, d in specs], re.I)
+        # A name counts in prose only, not as a label of a host or an address
+        # ("gmail" in bob@gmail.com or helo=mail.gmail.com.example is no evidence).
+        names = [(pid, [rf"(?<![\w.@-]){n}(?![\w@-]|\.[\w-])" for n in d.names]) for pid, d in specs]
+        self.names = _alternation(names, re.I)
         notices = [p for _pid, d in specs for p in d.notice]
         self.notice = re.compile("|".join(f"(?:{p})" for p in notices), re.I) if notices else None
         self.markers: list[tuple[str, CompiledProvider]] = [
