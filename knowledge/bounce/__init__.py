@@ -38,7 +38,8 @@ PROVIDER_REMEDIATION_IDS: frozenset[str] = frozenset(
         "provider.google.not_authorized", "provider.microsoft.snds_jmrp",
         "provider.microsoft.delist", "provider.microsoft.consumer_silent_drop",
         "provider.microsoft.requirements_5_7_515", "provider.yahoo.sender_hub",
-        "provider.apple.postmaster", "provider.jp_carrier.filters", "postfix.ipv4_only_smtp",
+        "provider.apple.postmaster", "provider.jp_carrier.filters", "provider.docomo.filters",
+        "provider.kddi.filters", "provider.softbank.filters", "postfix.ipv4_only_smtp",
         "ptr.set_reverse_dns", "blocklist.delist", "spf.add_record", "dkim.publish_key",
         "dmarc.publish",
     }
