@@ -77,25 +77,32 @@ def _domain(address: str | None) -> str:
     return (address or "").rpartition("@")[2].strip("<>. ").lower()
 
 
+# Evidence is looked for in the reply's first few KB: an SMTP reply line is at most
+# 512 octets (RFC 5321 4.5.3.1.5) and multi-line replies stay short; what follows is
+# the notice's boilerplate or a quoted message, not the receiver's words.
+_EVIDENCE_CHARS = 4096
+
+
 def _from_text(
     idx: ProviderIndex, text: str, sender_domain: str, own: CompiledProvider | None
 ) -> CompiledProvider | None:
+    text = text[:_EVIDENCE_CHARS]
     cut = _RETURNED.search(text)
     if cut is not None:
         text = text[: cut.start()]
-    if idx.notice is not None:
-        text = idx.notice.sub(" ", text)
     low = text.lower()
+    if idx.notice is not None:
+        low = idx.notice.sub(" ", low)
 
-    def pick(hits: list[CompiledProvider]) -> CompiledProvider | None:
+    def pick(hits: list[tuple[int, CompiledProvider]]) -> CompiledProvider | None:
         # The sender's own provider is only believed from the answering host (tier 1).
-        hits = [p for p in hits if p is not own]
-        if not hits:
+        found = [p for _pos, p in sorted(hits, key=lambda h: h[0]) if p is not own]
+        if not found:
             return None
-        gateways = [p for p in hits if p.spec.gateway]
-        return (gateways or hits)[0]
+        gateways = [p for p in found if p.spec.gateway]
+        return (gateways or found)[0]
 
-    hosts: list[CompiledProvider] = []
+    hosts: list[tuple[int, CompiledProvider]] = []
     for m in _HOST.finditer(low):
         name = m.group(1)
         if sender_domain and (name == sender_domain or name.endswith("." + sender_domain)):
@@ -104,20 +111,51 @@ def _from_text(
             continue
         found = idx.host(name)
         if found is not None:
-            hosts.append(found)
+            hosts.append((m.start(), found))
     best = pick(hosts)
     if best is not None:
         return best
-    tier: list[CompiledProvider] = []
-    if idx.codes is not None:
-        tier += [idx.by_id[m.lastgroup[2:]] for m in idx.codes.finditer(text) if m.lastgroup]
-    tier += [p for marker, p in idx.markers if marker in low]
+    tier: list[tuple[int, CompiledProvider]] = []
+    for pattern, p in idx.codes:
+        cm = pattern.search(text)
+        if cm is not None:
+            tier.append((cm.start(), p))
+    for marker, p in idx.markers:
+        at = low.find(marker)
+        if at >= 0:
+            tier.append((at, p))
     best = pick(tier)
     if best is not None:
         return best
-    if idx.names is not None:
-        return pick([idx.by_id[m.lastgroup[2:]] for m in idx.names.finditer(text) if m.lastgroup])
-    return None
+    return pick([(at, p) for name, p in idx.names if (at := _word_at(low, name)) >= 0])
+
+
+def _word_at(low: str, name: str) -> int:
+    """Where `name` first occurs as a word of prose, not as part of a host name or an
+    address ("gmail" in bob@gmail.com or mail.gmail.com.example is no evidence);
+    -1 if nowhere. Only ASCII letters and digits join words, so a name written
+    next to Japanese text ("ドコモの", "docomoから") still counts."""
+    at = low.find(name)
+    while at >= 0:
+        before = low[at - 1] if at else " "
+        end = at + len(name)
+        after = low[end : end + 2]
+        if not (_joins_before(before) or (after and (_joins_after(after[0]) or _dot_label(after)))):
+            return at
+        at = low.find(name, at + 1)
+    return -1
+
+
+def _joins_before(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in ".@_-")
+
+
+def _joins_after(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in "@_-")
+
+
+def _dot_label(after: str) -> bool:
+    return len(after) == 2 and after[0] == "." and after[1].isascii() and after[1].isalnum()
 
 
 def find_rule(provider: CompiledProvider | None, fact: Fact) -> ProviderRule | None:

@@ -217,9 +217,9 @@ class ProviderDetect(_Strict):
     hosts: list[str] = Field(default_factory=list)  # regexes on a host name (MX, relay, HELO, host in the reply)
     text: list[str] = Field(default_factory=list)  # markers in the reply text (case-insensitive substrings)
     codes: list[str] = Field(default_factory=list)  # regexes on the original reply (provider codes)
-    # The provider's name as prose writes it ("Google's", "Outlook.com", "Yahoo Mail"),
-    # case-insensitive regexes. Only names that cannot be an ordinary word ("live",
-    # "free", "orange" are words; "Outlook.com", "Free.fr" are not).
+    # The provider's name as prose writes it ("google's", "outlook.com", "yahoo mail"):
+    # plain lower-case strings, matched as whole words. Only names that cannot be an
+    # ordinary word ("live", "free", "orange" are words; "outlook.com", "free.fr" are not).
     names: list[str] = Field(default_factory=list)
     # Regexes (case-insensitive) for this provider's own boilerplate when IT is the
     # sending side ("Google tried to deliver your message ..."): cut from the text
@@ -227,7 +227,7 @@ class ProviderDetect(_Strict):
     notice: list[str] = Field(default_factory=list)
     recipient_domains: list[str] = Field(default_factory=list)
 
-    @field_validator("hosts", "codes", "names", "notice")
+    @field_validator("hosts", "codes", "notice")
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
         for pattern in value:
@@ -239,9 +239,11 @@ class ProviderDetect(_Strict):
                 raise ValueError(f"named groups are reserved for the index: {pattern!r}")
         return value
 
-    @field_validator("recipient_domains", "text")
+    @field_validator("recipient_domains", "text", "names", "notice")
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
+        # Matched against the lower-cased text: lower-case patterns need no re.I,
+        # which keeps Python's literal-prefix search fast.
         return [v.lower() for v in value]
 
 
@@ -297,27 +299,31 @@ class CompiledProvider:
 
 
 def _alternation(groups: list[tuple[str, list[str]]], flags: int = 0) -> re.Pattern[str] | None:
-    # One regex for all providers, one named group each: a single scan of the text
-    # instead of a loop of ~150 patterns. `m.lastgroup` names the provider.
+    # One regex for all providers' host patterns, one named group each; it runs on
+    # single host names (short strings), `m.lastgroup` names the provider.
     parts = [f"(?P<p_{pid}>{'|'.join(f'(?:{p})' for p in pats)})" for pid, pats in groups if pats]
     return re.compile("|".join(parts), flags) if parts else None
 
 
 class ProviderIndex:
-    """All providers' detection data, compiled into a few combined patterns."""
+    """All providers' detection data, compiled once.
+
+    Host patterns are one alternation (applied to short host names only). Code
+    patterns are run one by one: each starts with a literal, so `re` skips through
+    the text with a fast prefix search, which a combined alternation would lose.
+    Names and markers are plain substrings (str.find).
+    """
 
     def __init__(self, providers: list[CompiledProvider]) -> None:
         self.by_id = {p.id: p for p in providers}
-        self.order = {p.id: i for i, p in enumerate(providers)}
         specs = [(p.id, p.spec.detect) for p in providers]
         self.hosts = _alternation([(pid, d.hosts) for pid, d in specs], re.I)
-        self.codes = _alternation([(pid, d.codes) for pid, d in specs])
-        # A name counts in prose only, not as a label of a host or an address
-        # ("gmail" in bob@gmail.com or helo=mail.gmail.com.example is no evidence).
-        names = [(pid, [rf"(?<![\w.@-]){n}(?![\w@-]|\.[\w-])" for n in d.names]) for pid, d in specs]
-        self.names = _alternation(names, re.I)
-        notices = [p for _pid, d in specs for p in d.notice]
-        self.notice = re.compile("|".join(f"(?:{p})" for p in notices), re.I) if notices else None
+        self.codes: list[tuple[re.Pattern[str], CompiledProvider]] = [
+            (re.compile(c), p) for p in providers for c in p.spec.detect.codes
+        ]
+        self.names: list[tuple[str, CompiledProvider]] = [(n, p) for p in providers for n in p.spec.detect.names]
+        notices = [n for _pid, d in specs for n in d.notice]
+        self.notice = re.compile("|".join(f"(?:{n})" for n in notices)) if notices else None
         self.markers: list[tuple[str, CompiledProvider]] = [
             (m, p) for p in providers for m in p.text_markers
         ]
