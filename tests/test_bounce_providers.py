@@ -28,7 +28,9 @@ def _text(case: dict[str, Any]) -> str:
     if "log" in case:
         c = case["log"]
         status = c.get("status", "bounced")
-        said = f"host {c['relay']} said: {c['reply']} (in reply to RCPT TO command)" if status != "sent" else c["reply"]
+        # relay=none: no server answered, the text is Postfix's own ("connect to ...").
+        answered = status != "sent" and c["relay"] != "none"
+        said = f"host {c['relay']} said: {c['reply']} (in reply to RCPT TO command)" if answered else c["reply"]
         return (
             "Dec  3 10:00:00 mail postfix/smtp[1234]: 4F1A2B3C4D: "
             f"to=<{c['to']}>, relay={c['relay']}:25, delay=1.2, delays=0.1/0/0.5/0.6, "

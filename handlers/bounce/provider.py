@@ -20,6 +20,7 @@ own domain, a returned message's headers, and a provider's own sending-side noti
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from knowledge.bounce import BounceKnowledge, CompiledProvider, ProviderIndex, ProviderRule
@@ -60,9 +61,21 @@ def detect(kb: BounceKnowledge, fact: Fact) -> CompiledProvider | None:
         if found is not None:
             return found
     domain = _domain(fact.recipient) or _masked_domain(fact.diagnostic)
-    if domain and (not host or _MASKED_HOST.search(host)):
+    if domain and not _names_a_host(host):
         return idx.domain(domain)
     return None
+
+
+def _names_a_host(host: str) -> bool:
+    """Does `host` name a server that answered? Not when empty, masked (`*.*.*.*`,
+    `[IP]`, `(redacted)`), a bare IP address, or Postfix's relay=none / local."""
+    if not host or host in ("none", "local", "localhost", "unknown") or _MASKED_HOST.search(host):
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]").removeprefix("ipv6:"))
+    except ValueError:
+        return True
+    return False
 
 
 def _masked_domain(text: str) -> str:
