@@ -299,10 +299,34 @@ class CompiledProvider:
 
 
 def _alternation(groups: list[tuple[str, list[str]]], flags: int = 0) -> re.Pattern[str] | None:
-    # One regex for all providers' host patterns, one named group each; it runs on
-    # single host names (short strings), `m.lastgroup` names the provider.
+    # One regex for the host patterns that are not plain suffixes, one named group
+    # per provider; it runs on single host names only. `m.lastgroup` names the provider.
     parts = [f"(?P<p_{pid}>{'|'.join(f'(?:{p})' for p in pats)})" for pid, pats in groups if pats]
     return re.compile("|".join(parts), flags) if parts else None
+
+
+_LABELS = r"[a-z0-9-]+(?:\\\.[a-z0-9-]+)*"
+# "(?:^|\.)google\.com$" / "\.prod\.outlook\.com$" / "msmx\.au\.com$", with at most one
+# group of literal alternatives: "(?:^|\.)gmx\.(?:net|com|de)$".
+_SUFFIX_PATTERN = re.compile(
+    rf"^(?P<anchor>\(\?:\^\|\\\.\)|\\\.)?(?P<head>(?:{_LABELS}\\\.)?)"
+    rf"(?:\(\?:(?P<alts>{_LABELS}(?:\|{_LABELS})*)\))?(?P<tail>(?:\\\.{_LABELS}|{_LABELS})?)\$$"
+)
+
+
+def _host_suffixes(pattern: str) -> tuple[list[str], bool] | None:
+    r"""The literal host suffixes a simple host pattern stands for, and whether the
+    bare suffix itself matches too (not for "\.x\.com$", subdomains only); None
+    for patterns that need the regex engine (classes, look-arounds, repeats)."""
+    m = _SUFFIX_PATTERN.match(pattern)
+    if m is None:
+        return None
+    head, tail = m["head"], m["tail"]
+    alts = m["alts"].split("|") if m["alts"] else [""]
+    out = [(head + a + tail).replace("\\.", ".") for a in alts]
+    if any(not o or o.startswith(".") or o.endswith(".") for o in out):
+        return None
+    return out, m["anchor"] != "\\."
 
 
 class ProviderIndex:
@@ -317,7 +341,21 @@ class ProviderIndex:
     def __init__(self, providers: list[CompiledProvider]) -> None:
         self.by_id = {p.id: p for p in providers}
         specs = [(p.id, p.spec.detect) for p in providers]
-        self.hosts = _alternation([(pid, d.hosts) for pid, d in specs], re.I)
+        # Host patterns: most are plain suffixes ("(?:^|\.)google\.com$"), looked up
+        # label by label in a dict; only the rest go through one regex.
+        self.suffixes: dict[str, tuple[CompiledProvider, bool]] = {}
+        rest: list[tuple[str, list[str]]] = []
+        for p in providers:
+            others: list[str] = []
+            for pattern in p.spec.detect.hosts:
+                found = _host_suffixes(pattern)
+                if found is None:
+                    others.append(pattern)
+                    continue
+                for suffix in found[0]:
+                    self.suffixes.setdefault(suffix, (p, found[1]))
+            rest.append((p.id, others))
+        self.hosts = _alternation(rest, re.I)
         self.codes: list[tuple[re.Pattern[str], CompiledProvider]] = [
             (re.compile(c), p) for p in providers for c in p.spec.detect.codes
         ]
@@ -335,7 +373,19 @@ class ProviderIndex:
                 self.domains[d] = p
 
     def host(self, host: str) -> CompiledProvider | None:
-        if not host or self.hosts is None:
+        if not host:
+            return None
+        host = host.lower()
+        at = 0
+        while True:  # "a.b.example.com", "b.example.com", "example.com", "com"
+            hit = self.suffixes.get(host[at:])
+            if hit is not None and (at > 0 or hit[1]):
+                return hit[0]
+            dot = host.find(".", at)
+            if dot < 0:
+                break
+            at = dot + 1
+        if self.hosts is None:
             return None
         m = self.hosts.search(host)
         return self.by_id[m.lastgroup[2:]] if m and m.lastgroup else None
