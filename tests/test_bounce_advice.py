@@ -136,3 +136,15 @@ def test_carrier_advice_is_shown_for_that_carrier_only() -> None:
     (au,) = analyse_bounce("<hanako@ezweb.ne.jp>: 550 : User unknown").bounces
     assert "provider.docomo.filters" in docomo.remediation and "provider.kddi.filters" not in docomo.remediation
     assert "provider.kddi.filters" in au.remediation and "provider.docomo.filters" not in au.remediation
+
+
+def test_every_provider_note_has_japanese_text_and_japanese_users_get_it() -> None:
+    for p in KB.providers:
+        for rule in p.spec.rules:
+            if rule.note:
+                assert JAPANESE.search(rule.note_ja), (p.id, rule.note)
+    text = "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints"
+    (en,) = analyse_bounce(text).bounces
+    (ja,) = analyse_bounce(text, lang="ja").bounces
+    assert "slow down" in en.explanation
+    assert "送信ペースを落とし" in ja.explanation and "slow down" not in ja.explanation

@@ -172,6 +172,7 @@ class ProviderRule(_Strict):
     remediation: list[str] = Field(default_factory=list)
     source: str = ""
     note: str = ""
+    note_ja: str = ""  # the same note in Japanese (shown for --lang ja)
 
     _check = field_validator("reason")(classmethod(lambda cls, v: _check_reason(v)))
     _rem = field_validator("remediation")(classmethod(lambda cls, v: _check_remediation(v)))
@@ -189,6 +190,8 @@ class ProviderRule(_Strict):
             raise ValueError(f"bad status {self.status!r}")
         if self.reply and not _REPLY_RE.match(self.reply):
             raise ValueError(f"bad reply code {self.reply!r}")
+        if self.note and not self.note_ja:
+            raise ValueError("a rule's note needs its Japanese text (note_ja) too")
         return self
 
     def matches(
