@@ -38,7 +38,7 @@ _SENDER_CONTEXT = re.compile(
 )
 # Where a returned message's own headers start: anything after is the sender's mail.
 _RETURNED = re.compile(r"\b(?:received:\s*from|reporting-mta:|x-originating-ip:|message-id:)", re.I)
-_HOST_TAIL = re.compile(r"\[[^\]]*\](?::\d+)?$|:\d+$")  # "mx.example[192.0.2.1]:25" -> "mx.example"
+_HOST_TAIL = re.compile(r"\[[^\]]*\](?::\d+)?$|:\d+$")  # relay=host[192.0.2.1]:25 -> the host name alone
 _MASKED_ADDRESS = re.compile(
     r"(?<![\w.+*×-])(?:\*{1,32}|x{3,32}|×{1,32}|\.{3}|\(redacted\)|redacted)@((?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24})(?![\w-])",
     re.I,
