@@ -386,3 +386,30 @@ def test_findings_doc_is_current() -> None:
     assert (root / "docs" / "findings.md").read_text(encoding="utf-8") == mod.render(), (
         "docs/findings.md is stale: run python tools/gen_findings_doc.py"
     )
+
+
+# --- bounce provider files (knowledge/bounce/providers/*.yaml) -------------------------------
+def test_bounce_provider_files_validate_with_sources_and_known_remediation() -> None:
+    from knowledge.bounce import BounceKnowledge
+
+    kb = BounceKnowledge()  # a fresh read: raises on any schema error
+    ids = {r.id for r in knowledge.all_remediation()}
+    assert len(kb.providers) >= 60
+    for p in kb.providers:
+        spec = p.spec
+        assert re.fullmatch(r"[a-z0-9_]+", spec.id), spec.id
+        assert spec.source.startswith(("http://", "https://")), spec.id
+        assert spec.detect.hosts or spec.detect.text or spec.detect.codes, spec.id
+        assert all(n == n.lower() for n in spec.detect.names), spec.id
+        refs = [*spec.remediation, *spec.delivered_remediation, *(i for r in spec.rules for i in r.remediation)]
+        assert not [i for i in refs if i not in ids], spec.id
+        for rule in spec.rules:
+            assert rule.source.startswith(("http://", "https://")), (spec.id, rule)
+        # User-visible: the display name never carries a fact-sheet marker.
+        assert not MARKERS.search(spec.name), spec.id
+
+
+def test_bounce_providers_cover_the_spec_ids() -> None:
+    from knowledge.bounce import load
+
+    assert set(SPEC_PROVIDERS) <= set(load().by_id)

@@ -24,6 +24,23 @@ from handlers.bounce import analyse_bounce  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "bounces"
 
+# Provider column. The labels carry no provider, only Sisimai's `module` (the MTA or
+# service whose notice format decoded the mail). For modules named after a receiving
+# provider that module is the best available proxy of "the text names this provider";
+# a provider's own notice (lhost) can still quote another server's reply, so a miss
+# here is a lead to inspect, not proof of an error.
+MODULE_PROVIDER: dict[str, str] = {
+    "Gmail": "google", "GSuite": "google", "GoogleGroups": "google", "Google": "google",
+    "GoogleWorkspace": "google", "Outlook": "microsoft", "Office365": "microsoft",
+    "Microsoft": "microsoft", "Yahoo": "yahoo", "YahooInc": "yahoo", "Aol": "yahoo",
+    "Apple": "apple", "MailRu": "mailru", "Zoho": "zoho", "EZweb": "kddi", "KDDI": "kddi",
+    "NTTDOCOMO": "docomo", "Facebook": "facebook", "GMX": "gmx", "GoDaddy": "godaddy",
+    "MessageLabs": "messagelabs", "Mimecast": "mimecast", "Barracuda": "barracuda",
+    "Tencent": "tencent", "Verizon": "verizon", "Yandex": "yandex", "Biglobe": "biglobe",
+    "Cox": "cox", "Spectrum": "spectrum", "FrancePTT": "orange|laposte", "IUA": "iua",
+    "McAfee": "mcafee", "MXLogic": "mcafee", "EinsUndEins": "ionos",
+}  # fmt: skip
+
 
 @dataclass
 class Score:
@@ -34,6 +51,10 @@ class Score:
     hard_ok: int = 0
     hard_n: int = 0
     negatives_ok: int = 0
+    provider_ok: int = 0
+    provider_n: int = 0
+    lhost_provider_ok: int = 0
+    lhost_provider_n: int = 0
     negatives_n: int = 0
     misses: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     per_module: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -94,6 +115,20 @@ def score(corpus: Path = DEFAULT_CORPUS) -> Score:
                     s.misses[module].append(
                         f"{lab['file']}[{i}] status {b.status if b else None!r} != {exp['status']!r}"
                     )
+            want = MODULE_PROVIDER.get(module)
+            if want is not None and not Path(lab["file"]).name.startswith("rhost-"):
+                # lhost: the provider wrote the notice; the reply may come from anyone.
+                s.lhost_provider_n += 1
+                s.lhost_provider_ok += b is not None and b.provider in want.split("|")
+            elif want is not None:
+                s.provider_n += 1
+                if b is not None and b.provider in want.split("|"):
+                    s.provider_ok += 1
+                else:
+                    s.misses[module].append(
+                        f"{lab['file']}[{i}] provider {b.provider if b else None!r} != {want!r}"
+                        + (f" | {b.remote_host} {b.diagnostic[:120]!r}" if b else "")
+                    )
             if isinstance(exp.get("hardbounce"), bool):
                 s.hard_n += 1
                 if b is not None and b.hard == exp["hardbounce"]:
@@ -125,6 +160,9 @@ def main(argv: list[str]) -> int:
     print(f"reason agreement: {s.reason_ok}/{s.reason_n} = {s.reason_rate:.3f}")
     print(f"status agreement: {s.status_ok}/{s.status_n} = {s.status_rate:.3f} (explicit statuses only)")
     print(f"hard agreement: {s.hard_ok}/{s.hard_n} = {s.hard_rate:.3f}")
+    rate = s.provider_ok / s.provider_n if s.provider_n else 0.0
+    print(f"provider agreement: {s.provider_ok}/{s.provider_n} = {rate:.3f} (rhost-* mails of a provider module)")
+    print(f"  (lhost-* mails written by that provider: {s.lhost_provider_ok}/{s.lhost_provider_n}; not scored)")
     print(f"negatives with no bounces: {s.negatives_ok}/{s.negatives_n}")
     print()
     print("per-module misses:")

@@ -215,7 +215,7 @@ class _Engine:
                 ("回答したのは " + who + " です。") if lang == "ja" else f"The reply came from {who}."
             )
         if rule is not None and rule.note:
-            parts.append(rule.note)
+            parts.append(rule.note_ja if lang == "ja" and rule.note_ja else rule.note)
         if rec.reason == "delivered":
             note = ex.delivered_note
             parts.append((note.ja or note.en) if lang == "ja" else note.en)

@@ -38,7 +38,8 @@ PROVIDER_REMEDIATION_IDS: frozenset[str] = frozenset(
         "provider.google.not_authorized", "provider.microsoft.snds_jmrp",
         "provider.microsoft.delist", "provider.microsoft.consumer_silent_drop",
         "provider.microsoft.requirements_5_7_515", "provider.yahoo.sender_hub",
-        "provider.apple.postmaster", "provider.jp_carrier.filters", "postfix.ipv4_only_smtp",
+        "provider.apple.postmaster", "provider.jp_carrier.filters", "provider.docomo.filters",
+        "provider.kddi.filters", "provider.softbank.filters", "postfix.ipv4_only_smtp",
         "ptr.set_reverse_dns", "blocklist.delist", "spf.add_record", "dkim.publish_key",
         "dmarc.publish",
     }
@@ -171,6 +172,7 @@ class ProviderRule(_Strict):
     remediation: list[str] = Field(default_factory=list)
     source: str = ""
     note: str = ""
+    note_ja: str = ""  # the same note in Japanese (shown for --lang ja)
 
     _check = field_validator("reason")(classmethod(lambda cls, v: _check_reason(v)))
     _rem = field_validator("remediation")(classmethod(lambda cls, v: _check_remediation(v)))
@@ -188,6 +190,8 @@ class ProviderRule(_Strict):
             raise ValueError(f"bad status {self.status!r}")
         if self.reply and not _REPLY_RE.match(self.reply):
             raise ValueError(f"bad reply code {self.reply!r}")
+        if self.note and not self.note_ja:
+            raise ValueError("a rule's note needs its Japanese text (note_ja) too")
         return self
 
     def matches(
@@ -213,18 +217,52 @@ def _code_re(pattern: str) -> re.Pattern[str]:
 
 
 class ProviderDetect(_Strict):
-    hosts: list[str] = Field(default_factory=list)  # regexes on the remote host name
-    text: list[str] = Field(default_factory=list)  # markers in the reply text (case-insensitive)
+    hosts: list[str] = Field(default_factory=list)  # regexes on a host name (MX, relay, HELO, host in the reply)
+    text: list[str] = Field(default_factory=list)  # markers in the reply text (case-insensitive substrings)
     codes: list[str] = Field(default_factory=list)  # regexes on the original reply (provider codes)
+    # The provider's name as prose writes it ("google's", "outlook.com", "yahoo mail"):
+    # plain lower-case strings, matched as whole words. Only names that cannot be an
+    # ordinary word ("live", "free", "orange" are words; "outlook.com", "free.fr" are not).
+    names: list[str] = Field(default_factory=list)
+    # Regexes (case-insensitive) for this provider's own boilerplate when IT is the
+    # sending side ("Google tried to deliver your message ..."): cut from the text
+    # before looking for evidence, so the sender's notice does not name the receiver.
+    notice: list[str] = Field(default_factory=list)
     recipient_domains: list[str] = Field(default_factory=list)
+
+    @field_validator("hosts", "codes", "notice")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
+            if compiled.groupindex:
+                raise ValueError(f"named groups are reserved for the index: {pattern!r}")
+        return value
+
+    @field_validator("recipient_domains", "text", "names", "notice")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        # Matched against the lower-cased text: lower-case patterns need no re.I,
+        # which keeps Python's literal-prefix search fast.
+        return [v.lower() for v in value]
 
 
 class Provider(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     name: str
+    # Other names the provider goes by in prose (brands, former names); the advice
+    # test uses them to check that no shown step names another provider.
+    aliases: list[str] = Field(default_factory=list)
+    # A filtering gateway in front of the recipient's own mailbox host (Mimecast,
+    # Proofpoint ...): when the reply names both, the gateway produced it.
+    gateway: bool = False
     detect: ProviderDetect
     remediation: list[str] = Field(default_factory=list)
-    source: str = ""
+    source: str = Field(pattern=r"^https?://")
+    help: list[str] = Field(default_factory=list)  # the provider's own postmaster/help pages
     rules: list[ProviderRule] = Field(default_factory=list)
     # Extra remediation for `delivered` (accepted by this provider's MX).
     delivered_remediation: list[str] = Field(default_factory=list)
@@ -233,6 +271,14 @@ class Provider(_Strict):
     _rem = field_validator("remediation", "delivered_remediation")(
         classmethod(lambda cls, v: _check_remediation(v))
     )
+
+    @field_validator("help")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"help must be URLs: {url!r}")
+        return value
 
 
 class CompiledProvider:
@@ -243,8 +289,8 @@ class CompiledProvider:
         self.id = spec.id
         self.host_res = [re.compile(p, re.I) for p in spec.detect.hosts]
         self.code_res = [re.compile(p) for p in spec.detect.codes]
-        self.text_markers = [t.lower() for t in spec.detect.text]
-        self.domains = {d.lower() for d in spec.detect.recipient_domains}
+        self.text_markers = list(spec.detect.text)
+        self.domains = set(spec.detect.recipient_domains)
 
     def host_matches(self, host: str) -> bool:
         return bool(host) and any(r.search(host) for r in self.host_res)
@@ -253,6 +299,108 @@ class CompiledProvider:
         if any(m in lowered for m in self.text_markers):
             return True
         return any(r.search(original) for r in self.code_res)
+
+
+def _alternation(groups: list[tuple[str, list[str]]], flags: int = 0) -> re.Pattern[str] | None:
+    # One regex for the host patterns that are not plain suffixes, one named group
+    # per provider; it runs on single host names only. `m.lastgroup` names the provider.
+    parts = [f"(?P<p_{pid}>{'|'.join(f'(?:{p})' for p in pats)})" for pid, pats in groups if pats]
+    return re.compile("|".join(parts), flags) if parts else None
+
+
+_LABELS = r"[a-z0-9-]+(?:\\\.[a-z0-9-]+)*"
+# "(?:^|\.)google\.com$" / "\.prod\.outlook\.com$" / "msmx\.au\.com$", with at most one
+# group of literal alternatives: "(?:^|\.)gmx\.(?:net|com|de)$".
+_SUFFIX_PATTERN = re.compile(
+    rf"^(?P<anchor>\(\?:\^\|\\\.\)|\\\.)?(?P<head>(?:{_LABELS}\\\.)?)"
+    rf"(?:\(\?:(?P<alts>{_LABELS}(?:\|{_LABELS})*)\))?(?P<tail>(?:\\\.{_LABELS}|{_LABELS})?)\$$"
+)
+
+
+def _host_suffixes(pattern: str) -> tuple[list[str], bool] | None:
+    r"""The literal host suffixes a simple host pattern stands for, and whether the
+    bare suffix itself matches too (not for "\.x\.com$", subdomains only); None
+    for patterns that need the regex engine (classes, look-arounds, repeats)."""
+    m = _SUFFIX_PATTERN.match(pattern)
+    if m is None:
+        return None
+    head, tail = m["head"], m["tail"]
+    alts = m["alts"].split("|") if m["alts"] else [""]
+    out = [(head + a + tail).replace("\\.", ".") for a in alts]
+    if any(not o or o.startswith(".") or o.endswith(".") for o in out):
+        return None
+    return out, m["anchor"] != "\\."
+
+
+class ProviderIndex:
+    """All providers' detection data, compiled once.
+
+    Host patterns are one alternation (applied to short host names only). Code
+    patterns are run one by one: each starts with a literal, so `re` skips through
+    the text with a fast prefix search, which a combined alternation would lose.
+    Names and markers are plain substrings (str.find).
+    """
+
+    def __init__(self, providers: list[CompiledProvider]) -> None:
+        self.by_id = {p.id: p for p in providers}
+        specs = [(p.id, p.spec.detect) for p in providers]
+        # Host patterns: most are plain suffixes ("(?:^|\.)google\.com$"), looked up
+        # label by label in a dict; only the rest go through one regex.
+        self.suffixes: dict[str, tuple[CompiledProvider, bool]] = {}
+        rest: list[tuple[str, list[str]]] = []
+        for p in providers:
+            others: list[str] = []
+            for pattern in p.spec.detect.hosts:
+                found = _host_suffixes(pattern)
+                if found is None:
+                    others.append(pattern)
+                    continue
+                for suffix in found[0]:
+                    self.suffixes.setdefault(suffix, (p, found[1]))
+            rest.append((p.id, others))
+        self.hosts = _alternation(rest, re.I)
+        self.codes: list[tuple[re.Pattern[str], CompiledProvider]] = [
+            (re.compile(c), p) for p in providers for c in p.spec.detect.codes
+        ]
+        self.names: list[tuple[str, CompiledProvider]] = [(n, p) for p in providers for n in p.spec.detect.names]
+        notices = [n for _pid, d in specs for n in d.notice]
+        self.notice = re.compile("|".join(f"(?:{n})" for n in notices)) if notices else None
+        self.markers: list[tuple[str, CompiledProvider]] = [
+            (m, p) for p in providers for m in p.text_markers
+        ]
+        self.domains: dict[str, CompiledProvider] = {}
+        for p in providers:
+            for d in p.domains:
+                if d in self.domains:
+                    raise ValueError(f"recipient domain {d!r} claimed by two providers")
+                self.domains[d] = p
+
+    def host(self, host: str) -> CompiledProvider | None:
+        if not host:
+            return None
+        host = host.lower()
+        at = 0
+        while True:  # "a.b.example.com", "b.example.com", "example.com", "com"
+            hit = self.suffixes.get(host[at:])
+            if hit is not None and (at > 0 or hit[1]):
+                return hit[0]
+            dot = host.find(".", at)
+            if dot < 0:
+                break
+            at = dot + 1
+        if self.hosts is None:
+            return None
+        m = self.hosts.search(host)
+        return self.by_id[m.lastgroup[2:]] if m and m.lastgroup else None
+
+    def domain(self, domain: str) -> CompiledProvider | None:
+        """The provider whose mail domain `domain` is (or is under: x.dion.ne.jp)."""
+        labels = domain.lower().strip(".").split(".")
+        for i in range(len(labels) - 1):
+            p = self.domains.get(".".join(labels[i:]))
+            if p is not None:
+                return p
+        return None
 
 
 # ----------------------------------------------------------------- MTA formats
@@ -347,6 +495,7 @@ class BounceKnowledge:
             raise ValueError("duplicate provider id")
         self.providers = [CompiledProvider(p) for p in providers]
         self.by_id = {p.id: p for p in self.providers}
+        self.provider_index = ProviderIndex(self.providers)
 
 
 @lru_cache(maxsize=1)
@@ -361,6 +510,7 @@ __all__ = [
     "BounceKnowledge",
     "CompiledProvider",
     "Provider",
+    "ProviderIndex",
     "ProviderRule",
     "load",
 ]
