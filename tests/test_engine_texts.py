@@ -152,4 +152,19 @@ def test_spf_syntax_errors_read_in_japanese_with_the_term_quoted_as_written() ->
     err = parse_record("v=spf1 ip4:192.0.2.300 -all")
     _title, detail = knowledge.localize_finding(
         "spf.permerror", "ja", {"target": "example.com", "error": err.message}, "t", "d")  # type: ignore[union-attr]
-    assert "'ip4:192.0.2.300': '192.0.2.300' は完全なIPv4アドレス（a.b.c.d）ではありません" in detail, detail
+    assert "'ip4:192.0.2.300': '192.0.2.300' に255を超える数があります（IPv4アドレスの4つの数はそれぞれ0〜255です）" in detail, detail
+
+
+def test_an_ip4_address_error_says_what_is_wrong_with_the_address() -> None:
+    from handlers.spf.parser import parse_record
+
+    def message(record: str) -> str:
+        err = parse_record(record)
+        return str(err.message)  # type: ignore[union-attr]
+
+    # 192.0.2.300 is a complete address: one of its numbers is out of range.
+    assert "has a number over 255" in message("v=spf1 ip4:192.0.2.300 -all")
+    assert "not a complete" not in message("v=spf1 ip4:192.0.2.300 -all")
+    assert "leading zero" in message("v=spf1 ip4:192.0.2.01 -all")
+    assert "is not a complete IPv4 address" in message("v=spf1 ip4:192.0.2 -all")
+    assert "is not an IPv4 address" in message("v=spf1 ip4:mail.example.com -all")
