@@ -168,3 +168,23 @@ def test_an_ip4_address_error_says_what_is_wrong_with_the_address() -> None:
     assert "leading zero" in message("v=spf1 ip4:192.0.2.01 -all")
     assert "is not a complete IPv4 address" in message("v=spf1 ip4:192.0.2 -all")
     assert "is not an IPv4 address" in message("v=spf1 ip4:mail.example.com -all")
+
+
+def test_dkim_failures_and_blocklist_refusals_read_in_japanese() -> None:
+    import knowledge
+    from knowledge.detail_phrases import to_japanese
+
+    reason = ("body hash mismatch: the body is not what was signed (changed in transit, by a mailing list "
+              "footer or a gateway rewriting links, or by the copy you pasted)")
+    _title, detail = knowledge.localize_finding(
+        "message.dkim_invalid", "ja", {"target": "example.com", "error": reason}, "t", "d")
+    assert "本文のハッシュが一致しません" in detail and "body hash" not in detail, detail
+    # A list's own refusal hint and error meaning come from the knowledge base in Japanese;
+    # only the codes and the environment variable stay as they are.
+    text = to_japanese(
+        "127.255.255.254: error: Spamhaus refuses queries from public/open resolvers or resolvers without "
+        "attributable reverse DNS. Barracuda answers only registered resolvers - register your resolver's IP "
+        "at barracudacentral.org or use your own registered resolver."
+    )
+    assert "Spamhaus refuses" not in text and "registered resolvers" not in text, text
+    assert text.startswith("127.255.255.254: エラー:") and ". " not in text, text
