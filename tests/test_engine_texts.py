@@ -188,3 +188,23 @@ def test_dkim_failures_and_blocklist_refusals_read_in_japanese() -> None:
     )
     assert "Spamhaus refuses" not in text and "registered resolvers" not in text, text
     assert text.startswith("127.255.255.254: エラー:") and ". " not in text, text
+
+
+def test_a_japanese_requirement_line_names_the_items_that_fail() -> None:
+    import knowledge
+    from handlers.requirements import Visible, verdicts
+
+    v = Visible(spf="unmet", dkim="met", dmarc="met", ptr="met", sending_ips=["192.0.2.10"])
+    yahoo = next(f for f in verdicts("example.com", v) if f.code == "requirements.yahoo")
+    title, detail = knowledge.localize_finding(yahoo.code, "ja", yahoo.evidence, yahoo.title, yahoo.detail)
+    assert "未達成: 有効なSPFレコード" in title, title
+    assert detail.startswith("満たしていない項目: 有効なSPFレコード。"), detail
+    assert "満たしている項目: DKIM鍵の公開（1024ビット以上）" in detail and "。。" not in detail, detail
+    # Yahoo here is Yahoo Inc.: a Japanese reader must not take it for Yahoo! JAPAN.
+    assert "yahoo.com・aol.com" in title and "yahoo.co.jp（Yahoo! JAPAN）は別の会社" in detail, detail
+    # Only names, record types and values stay in Latin letters: no English sentence.
+    import re
+
+    latin = set(re.findall(r"[A-Za-z]+", detail))
+    assert latin <= {"SPF", "DKIM", "DMARC", "FCrDNS", "null", "MX", "From", "Yahoo", "Inc", "yahoo", "com",
+                     "aol", "co", "jp", "JAPAN", "p", "none"}, latin
