@@ -123,6 +123,7 @@ class Delist(_Strict):
     url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     procedure: Procedure = "unknown"
     how: str = ""
+    how_ja: str = ""  # the same in Japanese; "" = the English is shown
 
 
 class BlocklistEntry(_Strict):

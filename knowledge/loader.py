@@ -276,6 +276,17 @@ def _japanese_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
             items = [to_japanese(str(x)) for x in v if x is not None and str(x) != ""]
             v = "、".join(items) if items else None  # a Japanese list reads 「A、B」, not "A, B"
         out[k] = v
+    # A listing's delisting procedure: the engine quotes the list's English text (its
+    # detail), the Japanese is in the same knowledge entry.
+    if ev.get("delist_procedure") and isinstance(ev.get("zone"), str) and "delist" not in ev:
+        from knowledge.blocklists import KnowledgeError, load_blocklists
+
+        try:
+            entry = load_blocklists().get(str(ev["zone"]))
+        except KnowledgeError:
+            entry = None
+        if entry is not None and entry.delist.how_ja:
+            out["delist"] = entry.delist.how_ja
     return out
 
 

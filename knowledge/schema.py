@@ -41,6 +41,7 @@ PLACEHOLDER_KEYS: frozenset[str] = frozenset(
         "target", "record", "count", "limit", "selector", "bits", "policy", "host", "ip", "ptr",
         "zone", "codes", "meaning", "error", "mode", "value",
         "met", "unmet", "unknown", "not_found", "not_visible",  # sender-requirement items
+        "delist", "delist_url",  # a listing's removal procedure and page
     }
 )  # fmt: skip
 
