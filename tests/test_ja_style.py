@@ -102,6 +102,8 @@ def spacing_problem(text: str) -> str | None:
 
 
 AFTER_PUNCT = re.compile(r"[。、][ \t]")
+# A count and its unit are one word: 「4件」, 「{n}件」, 「2048ビット」, not 「{n} 件」.
+NUMBER_UNIT = re.compile(r"(?:\}|[0-9]) (?:件|ビット|秒|回|文字|個|通|日|時間)")
 HAS_JA = re.compile(f"[{_JA}]")
 
 # Keys that hold user-visible English; a sibling `<key>_ja` (or a `ja` in an en/ja
@@ -175,6 +177,8 @@ def problems(rel: str) -> list[Problem]:
                 out.append(Problem(rel, where, f"term {m.group(0)!r}: use {use}", text))
         if AFTER_PUNCT.search(text):
             out.append(Problem(rel, where, "half-width space after 。/、", text))
+        if NUMBER_UNIT.search(text):
+            out.append(Problem(rel, where, "space between a number and its unit", text))
         word = spacing_problem(text)
         if word:
             out.append(Problem(rel, where, f"space between Japanese and the Latin word(s) {word!r}", text))
