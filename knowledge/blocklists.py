@@ -90,6 +90,17 @@ class ReturnCode(_Strict):
         return self.by_role.get(role, self.weight)  # type: ignore[call-overload]
 
 
+class ErrorText(_Strict):
+    """What one of a list's error answers means, in English and Japanese."""
+
+    en: str = Field(min_length=3)
+    ja: str = Field(min_length=1)
+
+
+def _error_en(meaning: str | ErrorText) -> str:
+    return meaning.en if isinstance(meaning, ErrorText) else meaning
+
+
 class TestPoints(_Strict):
     listed: list[str] = Field(default_factory=list)
     not_listed: list[str] = Field(default_factory=list)
@@ -112,6 +123,7 @@ class Delist(_Strict):
     url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     procedure: Procedure = "unknown"
     how: str = ""
+    how_ja: str = ""  # the same in Japanese; "" = the English is shown
 
 
 class BlocklistEntry(_Strict):
@@ -125,14 +137,16 @@ class BlocklistEntry(_Strict):
     # True: an answer that is not in `codes` is treated as unknown, not listed.
     strict_codes: bool = False
     bitmask: bool = False
-    error_codes: dict[str, str] = Field(default_factory=dict)
-    error_bits: dict[int, str] = Field(default_factory=dict)
+    # An error answer's meaning: plain English (user files), or {en, ja}.
+    error_codes: dict[str, str | ErrorText] = Field(default_factory=dict)
+    error_bits: dict[int, str | ErrorText] = Field(default_factory=dict)
     test_points: TestPoints | Literal["rfc5782", "none"] = "rfc5782"
     score: bool = False  # last octet of the answer is a 0-100 score (Sender Score)
     key: KeyConfig | None = None
     registration: str = ""
     usage_limits: str = ""
     refused_hint: str = ""
+    refused_hint_ja: str = ""  # the same in Japanese; "" = the English is shown
     delist: Delist = Field(default_factory=Delist)
     informational: bool = False
     txt: bool = True  # fetch a TXT reason for listed targets
@@ -205,13 +219,23 @@ class BlocklistEntry(_Strict):
         ip = ipaddress.IPv4Address(addr)
         for code, meaning in self.error_codes.items():
             if ip in ipaddress.ip_network(code):
-                return meaning
+                return _error_en(meaning)
         if self.bitmask and self.error_bits:
             last = int(addr.rsplit(".", 1)[1])
             for bit, meaning in self.error_bits.items():
                 if last & bit:
-                    return meaning
+                    return _error_en(meaning)
         return None
+
+    def japanese_phrases(self) -> dict[str, str]:
+        """This list's English explanations that engines quote, with their Japanese."""
+        out: dict[str, str] = {}
+        if self.refused_hint and self.refused_hint_ja:
+            out[self.refused_hint] = self.refused_hint_ja
+        for meaning in (*self.error_codes.values(), *self.error_bits.values()):
+            if isinstance(meaning, ErrorText):
+                out[meaning.en] = meaning.ja
+        return out
 
     def match(self, addr: str) -> list[ReturnCode]:
         """Return codes that explain `addr` (most specific first; bitmask: every bit set)."""

@@ -25,6 +25,7 @@ _TOKEN = r"[^\s:;,()（）]{1,255}"
 # A placeholder named quoted_* matches one single-quoted value as Python's repr writes
 # it ('ip4:192.0.2.300'): SPF terms hold colons and slashes.
 _QUOTED = r"'[^'\n]{0,255}'"
+_JA_PERIOD = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff）」])\.(?: |$)")
 
 
 class Phrase(BaseModel):
@@ -64,10 +65,30 @@ def load_phrases() -> list[tuple[re.Pattern[str], str]]:
     return [(_pattern(p.en), _SLOT.sub(r"\\g<\1>", p.ja)) for p in ordered]
 
 
+@cache
+def _blocklist_phrases() -> list[tuple[str, str]]:
+    """The shipped blocklists' refusal hints and error meanings (knowledge/blocklists.yaml),
+    which the blocklist engine quotes in its English detail. Longest first."""
+    from knowledge.blocklists import KnowledgeError, default_blocklists
+
+    try:
+        lists = default_blocklists().lists
+    except KnowledgeError:
+        return []
+    pairs: dict[str, str] = {}
+    for entry in lists:
+        pairs.update(entry.japanese_phrases())
+    return sorted(pairs.items(), key=lambda p: len(p[0]), reverse=True)
+
+
 def to_japanese(text: str) -> str:
     """`text` with every known English phrase in Japanese."""
     if not text or not text.isascii():
         return text  # nothing of ours to rewrite (or already localised)
+    for en, ja in _blocklist_phrases():
+        if en in text:
+            text = text.replace(en, ja)
     for pattern, repl in load_phrases():
         text = pattern.sub(repl, text)
-    return text
+    # Sentences the engine joined with ". " read as Japanese sentences once translated.
+    return _JA_PERIOD.sub("。", text)

@@ -226,6 +226,7 @@ def _tidy(text: str) -> str:
     text = re.sub(r"([（(「『])\s+", r"\1", text)
     text = re.sub(r"([。、])\s+", r"\1", text)
     text = re.sub(r"[、,]([。.])", r"\1", text)
+    text = re.sub(r"。{2,}", "。", text)  # clauses dropped between two sentences
     return text.strip(" \t、,;:：-–。.")
 
 
@@ -259,6 +260,34 @@ def render_template(template: str, evidence: Mapping[str, Any] | None, lang: str
 
 
 ENGINE_TEXT_KEYS = frozenset({"error"})  # evidence keys holding an engine's own English
+# Evidence keys holding lists of the engine's own short English labels (the sender
+# requirements a domain meets or misses); Japanese reports translate each item.
+ENGINE_LIST_KEYS = frozenset({"met", "unmet", "unknown", "not_found", "not_visible"})
+
+
+def _japanese_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
+    from knowledge.detail_phrases import to_japanese
+
+    out: dict[str, Any] = {}
+    for k, v in ev.items():
+        if k in ENGINE_TEXT_KEYS and isinstance(v, str):
+            v = to_japanese(v)
+        elif k in ENGINE_LIST_KEYS and isinstance(v, list | tuple):
+            items = [to_japanese(str(x)) for x in v if x is not None and str(x) != ""]
+            v = "、".join(items) if items else None  # a Japanese list reads 「A、B」, not "A, B"
+        out[k] = v
+    # A listing's delisting procedure: the engine quotes the list's English text (its
+    # detail), the Japanese is in the same knowledge entry.
+    if ev.get("delist_procedure") and isinstance(ev.get("zone"), str) and "delist" not in ev:
+        from knowledge.blocklists import KnowledgeError, load_blocklists
+
+        try:
+            entry = load_blocklists().get(str(ev["zone"]))
+        except KnowledgeError:
+            entry = None
+        if entry is not None and entry.delist.how_ja:
+            out["delist"] = entry.delist.how_ja
+    return out
 
 
 def localize_finding(
@@ -286,12 +315,10 @@ def localize_finding(
     ev: Mapping[str, Any] = evidence if isinstance(evidence, Mapping) else {}
     use = text.lang
     if use == "ja":
-        from knowledge.detail_phrases import to_japanese
-
         # The engines' own English inside the evidence ("the TXT lookup failed: ..."). Only
         # the keys engines fill with their wording: subjects, records and names are quoted
         # material and stay exactly as they were.
-        ev = {k: to_japanese(v) if k in ENGINE_TEXT_KEYS and isinstance(v, str) else v for k, v in ev.items()}
+        ev = _japanese_evidence(ev)
 
     def one(template: str, fallback: str) -> str:
         if not template:

@@ -40,6 +40,8 @@ PLACEHOLDER_KEYS: frozenset[str] = frozenset(
     {
         "target", "record", "count", "limit", "selector", "bits", "policy", "host", "ip", "ptr",
         "zone", "codes", "meaning", "error", "mode", "value",
+        "met", "unmet", "unknown", "not_found", "not_visible",  # sender-requirement items
+        "delist", "delist_url",  # a listing's removal procedure and page
     }
 )  # fmt: skip
 
@@ -85,6 +87,27 @@ def _check_urls(urls: list[str]) -> list[str]:
     return urls
 
 
+class CodeBlock(_Strict):
+    """Lines the reader copies as they are (a command, a configuration line).
+
+    Shown as a block of its own right after step ``after`` (1-based, the same step
+    in both languages), never run into the step's sentence: a command that wraps
+    or picks up punctuation can't be pasted. ``label`` names where the lines go
+    ("master.cf", "shell"); the lines themselves are not translated.
+    """
+
+    after: int = Field(ge=1)
+    lines: list[str] = Field(min_length=1)
+    label: str = ""
+
+    @field_validator("lines")
+    @classmethod
+    def _no_blank_lines(cls, value: list[str]) -> list[str]:
+        if any(not line.strip() for line in value):
+            raise ValueError("empty code line")
+        return value
+
+
 class RemediationText(_Strict):
     """A remediation entry rendered in one language."""
 
@@ -97,6 +120,11 @@ class RemediationText(_Strict):
     sources: list[str]
     reviewed: date
     related: list[str]
+    code: list[CodeBlock] = Field(default_factory=list)
+
+    def steps_with_code(self) -> list[tuple[str, list[CodeBlock]]]:
+        """Each step with the code blocks to show right after it."""
+        return [(step, [c for c in self.code if c.after == i]) for i, step in enumerate(self.steps, 1)]
 
 
 class Remediation(_Strict):
@@ -108,6 +136,7 @@ class Remediation(_Strict):
     sources: list[str] = Field(min_length=1)
     reviewed: date
     related: list[str] = Field(default_factory=list)
+    code: list[CodeBlock] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -121,6 +150,19 @@ class Remediation(_Strict):
     def _urls(cls, value: list[str]) -> list[str]:
         return _check_urls(value)
 
+    @model_validator(mode="after")
+    def _code_after_a_step(self) -> Remediation:
+        if self.code and len(self.steps.en) != len(self.steps.ja):
+            raise ValueError(f"{self.id}: steps with code blocks need as many en as ja steps")
+        for block in self.code:
+            if block.after > len(self.steps.en):
+                raise ValueError(f"{self.id}: code block after step {block.after}, but there are fewer steps")
+        return self
+
+    def steps_with_code(self, lang: str) -> list[tuple[str, list[CodeBlock]]]:
+        """Each step in ``lang`` with the code blocks to show right after it."""
+        return self.localized(lang).steps_with_code()
+
     def localized(self, lang: str) -> RemediationText:
         code: Lang = "ja" if lang == "ja" else "en"
         return RemediationText(
@@ -133,6 +175,7 @@ class Remediation(_Strict):
             sources=list(self.sources),
             reviewed=self.reviewed,
             related=list(self.related),
+            code=list(self.code),
         )
 
 

@@ -352,7 +352,7 @@ def test_ja_render_has_no_english_left() -> None:
     job = DigestJob(1, "T1", "C1", datetime.now(UTC), "scheduled", watches, "tok")
     (msg,) = digest.render_digest(job, results, lang="ja")
     body = json.dumps(msg, ensure_ascii=False)
-    assert "メール配信ダイジェスト: 監視対象 3 件" in body and "*変更点*" in body and "*現在の状態*" in body
+    assert "メール配信ダイジェスト: 監視対象 3件" in body and "*変更点*" in body and "*現在の状態*" in body
     assert "再チェック" in body and "初回のダイジェスト" in body and "確認できませんでした（DNSの応答がありません）" in body
     assert not any("{" in x or "}" in x for x in _block_texts(msg["blocks"]))
     assert not any(w in body for w in _EN_TEMPLATE_WORDS), body
@@ -384,7 +384,7 @@ async def test_ja_digest_end_to_end(store: Store, fake_slack: FakeSlack, dns_wor
         stats = await digest.run_due(store, resolver_factory=lambda: dns_world.resolver(timeout=1.0))
         assert stats.posted == 2, stats
         first = _text(fake_slack.posts("C1")[0])
-        assert "初回のダイジェスト" in first and "問題なし（2 件）: digest-a.example, good.example" in first
+        assert "初回のダイジェスト" in first and "問題なし（2件）: digest-a.example, good.example" in first
         assert "baseline" in _text(fake_slack.posts("C9")[0])
 
         changed = (original.replace("p=reject", "p=none").replace("-all", "~all")
@@ -394,7 +394,7 @@ async def test_ja_digest_end_to_end(store: Store, fake_slack: FakeSlack, dns_wor
         assert stats.posted == 2
         second = fake_slack.posts("C1")[-1]
         text = _text(second)
-        assert second["body"]["text"].startswith("メール配信ダイジェスト: 監視対象 2 件")
+        assert second["body"]["text"].startswith("メール配信ダイジェスト: 監視対象 2件")
         assert "メール配信ダイジェスト" in text and "*変更点*" in text and "*現在の状態*" in text
         assert "203.0.113.4 がブロックリスト" in text and "に新たに掲載されました" in text
         assert "DMARCポリシーが弱まりました: p=reject → p=none" in text

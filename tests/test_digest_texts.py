@@ -77,7 +77,7 @@ def test_every_key_the_code_uses_exists() -> None:
 def test_fill_and_plurals() -> None:
     assert digest_text("title", "en", n=1) == "Mail digest: 1 watched target"
     assert digest_text("title", "en", n=3) == "Mail digest: 3 watched targets"
-    assert digest_text("title", "ja", n=3) == "メール配信ダイジェスト: 監視対象 3 件"
+    assert digest_text("title", "ja", n=3) == "メール配信ダイジェスト: 監視対象 3件"
     assert digest_text("title", "fr", n=3) == "Mail digest: 3 watched targets"  # unknown language: en
     assert digest_text("status_warning", "en", n=0) == "0 warnings"
     with pytest.raises(KeyError):

@@ -152,4 +152,59 @@ def test_spf_syntax_errors_read_in_japanese_with_the_term_quoted_as_written() ->
     err = parse_record("v=spf1 ip4:192.0.2.300 -all")
     _title, detail = knowledge.localize_finding(
         "spf.permerror", "ja", {"target": "example.com", "error": err.message}, "t", "d")  # type: ignore[union-attr]
-    assert "'ip4:192.0.2.300': '192.0.2.300' は完全なIPv4アドレス（a.b.c.d）ではありません" in detail, detail
+    assert "'ip4:192.0.2.300': '192.0.2.300' に255を超える数があります（IPv4アドレスの4つの数はそれぞれ0〜255です）" in detail, detail
+
+
+def test_an_ip4_address_error_says_what_is_wrong_with_the_address() -> None:
+    from handlers.spf.parser import parse_record
+
+    def message(record: str) -> str:
+        err = parse_record(record)
+        return str(err.message)  # type: ignore[union-attr]
+
+    # 192.0.2.300 is a complete address: one of its numbers is out of range.
+    assert "has a number over 255" in message("v=spf1 ip4:192.0.2.300 -all")
+    assert "not a complete" not in message("v=spf1 ip4:192.0.2.300 -all")
+    assert "leading zero" in message("v=spf1 ip4:192.0.2.01 -all")
+    assert "is not a complete IPv4 address" in message("v=spf1 ip4:192.0.2 -all")
+    assert "is not an IPv4 address" in message("v=spf1 ip4:mail.example.com -all")
+
+
+def test_dkim_failures_and_blocklist_refusals_read_in_japanese() -> None:
+    import knowledge
+    from knowledge.detail_phrases import to_japanese
+
+    reason = ("body hash mismatch: the body is not what was signed (changed in transit, by a mailing list "
+              "footer or a gateway rewriting links, or by the copy you pasted)")
+    _title, detail = knowledge.localize_finding(
+        "message.dkim_invalid", "ja", {"target": "example.com", "error": reason}, "t", "d")
+    assert "本文のハッシュが一致しません" in detail and "body hash" not in detail, detail
+    # A list's own refusal hint and error meaning come from the knowledge base in Japanese;
+    # only the codes and the environment variable stay as they are.
+    text = to_japanese(
+        "127.255.255.254: error: Spamhaus refuses queries from public/open resolvers or resolvers without "
+        "attributable reverse DNS. Barracuda answers only registered resolvers - register your resolver's IP "
+        "at barracudacentral.org or use your own registered resolver."
+    )
+    assert "Spamhaus refuses" not in text and "registered resolvers" not in text, text
+    assert text.startswith("127.255.255.254: エラー:") and ". " not in text, text
+
+
+def test_a_japanese_requirement_line_names_the_items_that_fail() -> None:
+    import knowledge
+    from handlers.requirements import Visible, verdicts
+
+    v = Visible(spf="unmet", dkim="met", dmarc="met", ptr="met", sending_ips=["192.0.2.10"])
+    yahoo = next(f for f in verdicts("example.com", v) if f.code == "requirements.yahoo")
+    title, detail = knowledge.localize_finding(yahoo.code, "ja", yahoo.evidence, yahoo.title, yahoo.detail)
+    assert "未達成: 有効なSPFレコード" in title, title
+    assert detail.startswith("満たしていない項目: 有効なSPFレコード。"), detail
+    assert "満たしている項目: DKIM鍵の公開（1024ビット以上）" in detail and "。。" not in detail, detail
+    # Yahoo here is Yahoo Inc.: a Japanese reader must not take it for Yahoo! JAPAN.
+    assert "yahoo.com・aol.com" in title and "yahoo.co.jp（Yahoo! JAPAN）は別の会社" in detail, detail
+    # Only names, record types and values stay in Latin letters: no English sentence.
+    import re
+
+    latin = set(re.findall(r"[A-Za-z]+", detail))
+    assert latin <= {"SPF", "DKIM", "DMARC", "FCrDNS", "DNS", "IP", "null", "MX", "From", "Yahoo", "Inc", "yahoo", "com",
+                     "aol", "co", "jp", "JAPAN", "p", "none"}, latin

@@ -24,7 +24,8 @@ def _unfold(text: str) -> str:
 
 def _full(entry_id: str, lang: str) -> str:
     r = knowledge.remediation(entry_id).localized(lang)
-    return "\n".join([r.title, r.why, *r.steps, r.verify])
+    code = [line for block in r.code for line in block.lines]  # commands shown after their step
+    return "\n".join([r.title, r.why, *r.steps, *code, r.verify])
 
 
 def _contains_all(text: str, needles: list[str]) -> list[str]:

@@ -310,7 +310,7 @@ def test_localize_fills_and_falls_back() -> None:
     ev = {"target": "example.com", "count": 13, "record": "v=spf1 include:a include:b ~all"}
     title, detail = knowledge.localize_finding("spf.too_many_lookups", "ja", ev, "FT", "FD")
     assert title == "example.com のSPFはDNS参照回数が多すぎます"
-    assert "13 回" in detail
+    assert "13回" in detail
     title, detail = knowledge.localize_finding("spf.too_many_lookups", "en", ev, "FT", "FD")
     assert "example.com" in title and "13" in detail
     # English with a missing key: the caller's English text.

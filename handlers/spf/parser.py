@@ -47,6 +47,9 @@ _MOD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-_.]*")
 _TOPLABEL = re.compile(r"\A(?:(?=[0-9]*[A-Za-z])[A-Za-z0-9]+|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9])\Z")
 _QNUM = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 _IP4 = re.compile(rf"{_QNUM}\.{_QNUM}\.{_QNUM}\.{_QNUM}")
+# Near misses, told apart so the error says what is actually wrong with the address.
+_DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_PARTIAL_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){0,2}")
 _IP6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
 _CIDR_SUFFIX = re.compile(r"(?:/([0-9]+))?(?://([0-9]+))?\Z")
 
@@ -517,7 +520,7 @@ def _parse_mechanism(raw: str) -> Mechanism:
     addr, slash, length = arg.partition("/")
     if name == "ip4":
         if not _IP4.fullmatch(addr):
-            raise _TermError(f"{raw!r}: {addr!r} is not a complete IPv4 address (a.b.c.d)")
+            raise _TermError(f"{raw!r}: {_ip4_problem(addr)}")
         bits = _cidr(raw, length, 32) if slash else 32
         net: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.IPv4Network(
             f"{addr}/{bits}", strict=False
@@ -532,6 +535,17 @@ def _parse_mechanism(raw: str) -> Mechanism:
         bits = _cidr(raw, length, 128) if slash else 128
         net = ipaddress.IPv6Network(f"{addr}/{bits}", strict=False)
     return Mechanism(qualifier, name, raw, None, (), net)
+
+
+def _ip4_problem(addr: str) -> str:
+    """What is wrong with `addr`, which is not an RFC 7208 ip4-network."""
+    if _DOTTED_QUAD.fullmatch(addr):
+        if any(int(part) > 255 for part in addr.split(".")):
+            return f"{addr!r} has a number over 255 (each of the four numbers of an IPv4 address is 0 to 255)"
+        return f"{addr!r} has a number with a leading zero (write 192.0.2.1, not 192.0.2.01)"
+    if _PARTIAL_QUAD.fullmatch(addr):
+        return f"{addr!r} is not a complete IPv4 address (a.b.c.d)"
+    return f"{addr!r} is not an IPv4 address (a.b.c.d)"
 
 
 def _cidr(raw: str, text: str, limit: int) -> int:
