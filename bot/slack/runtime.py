@@ -9,7 +9,6 @@ inside the handlers, so one slow audit never delays another user's ack.
 from __future__ import annotations
 
 import asyncio
-import copy
 import importlib
 import logging
 import pickle
@@ -66,25 +65,55 @@ class ReportCache:
     Reports are kept pickled and zlib-compressed (our own objects, never input
     from outside): a full domain audit is large as live objects, and keeping
     256 of them uncompressed was most of the server's RSS growth under load
-    (benchmarks/load.py). Each `get` returns a fresh copy."""
+    (benchmarks/load.py). A report whose compressed form is over `max_bytes` is
+    not kept (its buttons run the check again), so the cache holds at most
+    size x max_bytes. Each `get` returns a fresh copy. The async forms do the
+    pickling and compression in a worker thread, off the loop that acks Slack."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, max_bytes: int = 1_000_000) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self._items: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
 
-    def put(self, report: Report, source: dict[str, Any]) -> str:
+    @staticmethod
+    def pack(report: Report) -> bytes:
+        return zlib.compress(pickle.dumps(report, pickle.HIGHEST_PROTOCOL), 6)
+
+    @staticmethod
+    def unpack(blob: bytes) -> Report:
+        report: Report = pickle.loads(zlib.decompress(blob))
+        return report
+
+    def keep(self, blob: bytes | None, source: dict[str, Any]) -> str:
+        """Store a packed report (None or over max_bytes: not kept); its id either way."""
         rid = secrets.token_urlsafe(9)
-        self._items[rid] = (zlib.compress(pickle.dumps(report, pickle.HIGHEST_PROTOCOL), 6), dict(source))
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        if blob is not None and len(blob) <= self.max_bytes:
+            self._items[rid] = (blob, dict(source))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
         return rid
 
-    def get(self, rid: str | None) -> CachedReport | None:
+    def put(self, report: Report, source: dict[str, Any]) -> str:
+        return self.keep(self.pack(report), source)
+
+    async def aput(self, report: Report, source: dict[str, Any]) -> str:
+        return self.keep(await asyncio.to_thread(self.pack, report), source)
+
+    def _blob(self, rid: str | None) -> tuple[bytes, dict[str, Any]] | None:
         if not rid or rid not in self._items:
             return None
         self._items.move_to_end(rid)
-        blob, source = self._items[rid]
-        return CachedReport(pickle.loads(zlib.decompress(blob)), dict(source))
+        return self._items[rid]
+
+    def get(self, rid: str | None) -> CachedReport | None:
+        item = self._blob(rid)
+        return None if item is None else CachedReport(self.unpack(item[0]), dict(item[1]))
+
+    async def aget(self, rid: str | None) -> CachedReport | None:
+        item = self._blob(rid)
+        if item is None:
+            return None
+        return CachedReport(await asyncio.to_thread(self.unpack, item[0]), dict(item[1]))
 
 
 def looks_like_bounce(text: str) -> bool:
@@ -491,9 +520,10 @@ class Runtime:
         await asyncio.to_thread(load)
 
     def localized(self, report: Report, lang: str) -> Report:
-        from handlers.i18n import localize_report
+        """A localised copy; `report` (the cached English one) is left as it was."""
+        from handlers.i18n import localized_copy
 
-        return localize_report(copy.deepcopy(report), lang)
+        return localized_copy(report, lang)
 
 
 def _locale_lang(locale: str | None) -> str | None:
