@@ -1,0 +1,54 @@
+"""Slack under hostile audits: while several users audit a zone built to be expensive
+(`hostile.example`: 1,000 MX hosts), another user's `/mailcheck help` is acked within
+Slack's 3 s, every audit is answered with the bounded report, and the cache behind the
+buttons stays small."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.slack.runtime import ReportCache
+from handlers.model import Finding, Report
+from tests.test_slack_app import Harness, block_text, harness  # noqa: F401  (the fixture)
+
+HOSTILE_AUDITS = 6
+
+
+async def test_help_is_acked_while_hostile_audits_run(harness: Harness) -> None:  # noqa: F811
+    started = await asyncio.gather(*(harness.command("hostile.example", user=f"UH{i}")
+                                     for i in range(HOSTILE_AUDITS)))
+    assert all(status == 200 for status, _ack, _e, _hook in started)
+    assert harness.rt.tasks  # the audits are running ...
+    status, ack, elapsed, _hook = await harness.command("help", user="UHELP")
+    assert status == 200 and elapsed < 3.0, elapsed  # ... and help is acked within Slack's limit
+    assert "/mailcheck example.com" in block_text(ack)
+
+    hooks = [hook for _s, _a, _e, hook in started]
+    await harness.fake.wait_for(lambda: all(harness.hooks_to(h) for h in hooks), timeout=60)
+    await harness.settle()
+    for hook in hooks:
+        text = "".join(block_text(m) for m in harness.hooks_to(hook))
+        assert "hostile.example publishes 1000 MX hosts" in text, text[:500]
+        assert "took too long" not in text
+    # the cached reports (behind Details / language buttons) are the bounded ones
+    assert len(harness.rt.cache._items) == HOSTILE_AUDITS
+    assert all(len(blob) < 100_000 for blob, _src in harness.rt.cache._items.values())
+
+
+def test_a_report_too_big_to_cache_is_not_kept() -> None:
+    """Its buttons then run the check again, as after a restart."""
+    big = Report(kind="domain", subject="big.example",
+                 findings=[Finding(code="mx.ok", severity="ok", title=f"row {i} " + "x" * 200) for i in range(5000)])
+    cache = ReportCache(max_bytes=10_000)
+    rid = cache.put(big, {"c": "domain big.example"})
+    assert rid and cache.get(rid) is None
+    small = Report(kind="domain", subject="small.example")
+    assert cache.get(cache.put(small, {"c": "domain small.example"})) is not None
+
+
+async def test_cache_packs_in_a_worker_thread() -> None:
+    cache = ReportCache()
+    report = Report(kind="domain", subject="good.example", findings=[Finding("spf.ok", "ok", "fine")])
+    rid = await cache.aput(report, {"c": "domain good.example"})
+    got = await cache.aget(rid)
+    assert got is not None and got.report.findings[0].title == "fine" and got.report is not report
