@@ -6,9 +6,11 @@ buttons stays small."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from bot.slack.runtime import ReportCache
 from handlers.model import Finding, Report
+from tests.slack_fakes import TEAM
 from tests.test_slack_app import Harness, block_text, harness  # noqa: F401  (the fixture)
 
 HOSTILE_AUDITS = 6
@@ -52,3 +54,29 @@ async def test_cache_packs_in_a_worker_thread() -> None:
     rid = await cache.aput(report, {"c": "domain good.example"})
     got = await cache.aget(rid)
     assert got is not None and got.report.findings[0].title == "fine" and got.report is not report
+
+
+async def test_ack_language_comes_from_memory(harness: Harness, monkeypatch: Any) -> None:  # noqa: F811
+    """A user's stored language is known before their first command: the ack reads it
+    from the directory loaded at start-up, with no database round trip (under load,
+    those lookups were the slowest part of the ack)."""
+    await harness.store.set_setting(TEAM, "user:UJA", "lang", "ja")
+    await harness.rt.warm_langs()
+    lookups: list[tuple[str, ...]] = []
+    real = harness.store.get_setting
+
+    async def counted(*args: str) -> str | None:
+        lookups.append(args)
+        return await real(*args)
+
+    monkeypatch.setattr(harness.store, "get_setting", counted)
+    status, ack, elapsed, _hook = await harness.command("help", user="UJA")
+    assert status == 200 and elapsed < 3.0
+    assert "メール" in block_text(ack)
+    status, ack, _e, _hook = await harness.command("help", user="UEN")  # no setting: the default
+    assert "/mailcheck example.com" in block_text(ack) and "メール" not in block_text(ack)
+    assert lookups == []
+    # a language set through the bot is seen at once by the next ack
+    await harness.answer("lang ja", user="UEN")
+    status, ack, _e, _hook = await harness.command("help", user="UEN")
+    assert "メール" in block_text(ack)

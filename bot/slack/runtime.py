@@ -193,6 +193,12 @@ class Runtime:
         self._loading: dict[tuple[str, str, str], asyncio.Future[str | None]] = {}
         self._hits: dict[str, deque[float]] = {}
         self._noticed: dict[str, float] = {}
+        # Every stored language choice, (team, scope) -> lang, read in one query and
+        # refreshed every SETTINGS_TTL: the ack path answers from it and never waits for
+        # the database (a first-time user's ack waited up to 50 ms for a lookup).
+        self._langs: dict[tuple[str, str], str] | None = None
+        self._langs_until = 0.0
+        self._langs_task: asyncio.Future[None] | None = None
 
     # -- store ---------------------------------------------------------------
     async def store(self) -> Any | None:
@@ -273,7 +279,49 @@ class Runtime:
             return False
         await store.set_setting(team_id, scope, key, value)
         self._settings[(team_id, scope, key)] = (time.monotonic() + SETTINGS_TTL, value)
+        if key == "lang" and self._langs is not None:
+            self._langs[(team_id, scope)] = value
         return True
+
+    def _refresh_langs(self) -> asyncio.Future[None]:
+        """Load (again) every stored language choice; one load at a time."""
+        if self._langs_task is None or self._langs_task.done():
+            self._langs_task = asyncio.ensure_future(self._load_langs())
+        return self._langs_task
+
+    async def _load_langs(self) -> None:
+        store = await self.store()
+        lister = getattr(store, "list_settings", None)
+        if lister is None:
+            return
+        try:
+            langs = await lister("lang")
+        except Exception:
+            log.exception("list_settings failed; language lookups go one by one")
+            self.metrics.errors.labels("store").inc()
+            return
+        self._langs = {k: v for k, v in langs.items() if v in ("en", "ja")}
+        self._langs_until = time.monotonic() + SETTINGS_TTL
+
+    async def warm_langs(self) -> None:
+        """Load the language directory now (start-up, before serving)."""
+        await self._refresh_langs()
+
+    def _quick_lang(self, team_id: str, user_id: str | None) -> tuple[bool, str | None]:
+        """(known, lang) from memory only: the per-key cache, else the directory.
+        known=False: nothing loaded yet for this lookup."""
+        now = time.monotonic()
+        scopes = ([f"user:{user_id}"] if user_id else []) + ["team"]
+        if self._langs is not None:
+            if self._langs_until <= now:
+                self._refresh_langs()  # stale: answer from it meanwhile
+            for scope in scopes:
+                hit = self._settings.get((team_id, scope, "lang"))
+                value = hit[1] if hit is not None and hit[0] > now else self._langs.get((team_id, scope))
+                if value in ("en", "ja"):
+                    return True, value
+            return True, None
+        return False, None
 
     def rate_limited(self, key: str, limit: int, window_s: float, *, count: bool = True) -> float:
         """In-process sliding window: 0.0 = allowed (and counted unless count=False),
@@ -368,15 +416,24 @@ class Runtime:
                        quick: bool = False) -> str:
         """User setting > workspace setting > Slack locale > MAILCHECK_LANG.
 
-        quick=True (before an ack): no network call, bounded store wait.
+        quick=True (before an ack): no network call and, once the language directory is
+        loaded, no store wait at all.
         """
-        # quick: both lookups at once, 50 ms at most; a cold cache warms in the background.
-        timeout = 0.05 if quick else None
-        lookups = [self.get_setting(team_id, f"user:{user_id}", "lang", timeout=timeout)] if user_id else []
-        lookups.append(self.get_setting(team_id, "team", "lang", timeout=timeout))
-        for v in await asyncio.gather(*lookups):
-            if v in ("en", "ja"):
-                return str(v)
+        known, value = self._quick_lang(team_id, user_id) if quick else (False, None)
+        if value is not None:
+            return value
+        if not known:
+            # quick without the directory (not loaded yet, or a store without
+            # list_settings): both lookups at once, 50 ms at most; a cold cache warms
+            # in the background.
+            if quick:
+                self._refresh_langs()
+            timeout = 0.05 if quick else None
+            lookups = [self.get_setting(team_id, f"user:{user_id}", "lang", timeout=timeout)] if user_id else []
+            lookups.append(self.get_setting(team_id, "team", "lang", timeout=timeout))
+            for v in await asyncio.gather(*lookups):
+                if v in ("en", "ja"):
+                    return str(v)
         if user_id:
             cached = self.cached_locale_lang(team_id, user_id)
             if cached:
@@ -518,6 +575,7 @@ class Runtime:
                 log.info("bounce engine warm-up failed", exc_info=True)
 
         await asyncio.to_thread(load)
+        await self.warm_langs()
 
     def localized(self, report: Report, lang: str) -> Report:
         """A localised copy; `report` (the cached English one) is left as it was."""
