@@ -80,3 +80,30 @@ async def test_ack_language_comes_from_memory(harness: Harness, monkeypatch: Any
     await harness.answer("lang ja", user="UEN")
     status, ack, _e, _hook = await harness.command("help", user="UEN")
     assert "メール" in block_text(ack)
+
+
+async def test_background_work_waits_for_acks_in_flight() -> None:
+    """A burst of commands is acked before their checks start: spawned work begins
+    once no request is being acked (or after ACK_PRIORITY_WAIT at the latest)."""
+    from bot.slack import SlackSettings
+    from bot.slack.runtime import Runtime
+
+    rt = Runtime(SlackSettings(signing_secret="x", bot_token="xoxb-test", check_thread=False))
+    started: list[str] = []
+
+    async def work() -> None:
+        started.append("work")
+
+    rt.ack_started()
+    rt.ack_started()
+    task = rt.spawn(work())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started == []  # two acks still in flight
+    rt.ack_done()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started == []  # one still in flight
+    rt.ack_done()
+    await task
+    assert started == ["work"]

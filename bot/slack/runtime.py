@@ -36,6 +36,7 @@ log = logging.getLogger("mailcheck.slack")
 
 LANG_TTL = 3600.0
 SETTINGS_TTL = 300.0  # other replicas see a changed setting within this
+ACK_PRIORITY_WAIT = 1.0  # seconds background work may wait for in-flight acks
 _HEADER_LINE = re.compile(
     r"^(received|authentication-results|arc-authentication-results|dkim-signature|return-path|message-id|"
     r"from|to|subject|date|list-unsubscribe|mime-version|content-type|received-spf|x-mailer|reply-to)"
@@ -262,6 +263,11 @@ class Runtime:
         # refreshed every SETTINGS_TTL: the ack path answers from it and never waits for
         # the database (a first-time user's ack waited up to 50 ms for a lookup).
         self._langs: dict[tuple[str, str], str] | None = None
+        # Requests being acked right now (bot/serve.py counts them): background work
+        # waits until none is, up to ACK_PRIORITY_WAIT, so a burst of commands is acked
+        # before their checks start competing for the loop.
+        self._acking = 0
+        self._acks_idle: asyncio.Event | None = None
         self._langs_until = 0.0
         self._langs_task: asyncio.Future[None] | None = None
 
@@ -510,8 +516,37 @@ class Runtime:
         return self.settings.default_lang
 
     # -- tasks ------------------------------------------------------------------
+    def ack_started(self) -> None:
+        self._acking += 1
+        if self._acks_idle is not None:
+            self._acks_idle.clear()
+
+    def ack_done(self) -> None:
+        self._acking = max(0, self._acking - 1)
+        if not self._acking and self._acks_idle is not None:
+            self._acks_idle.set()
+
+    async def after_acks(self) -> None:
+        """Wait (at most ACK_PRIORITY_WAIT) until no request is being acked."""
+        if not self._acking:
+            return
+        if self._acks_idle is None:
+            self._acks_idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._acks_idle.wait(), ACK_PRIORITY_WAIT)
+        except TimeoutError:
+            pass  # a steady stream of requests must not starve the checks
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "mailcheck") -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        async def after_acks_then() -> Any:
+            try:
+                await self.after_acks()
+            except BaseException:
+                coro.close()
+                raise
+            return await coro
+
+        task = asyncio.ensure_future(after_acks_then())
         self.tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
