@@ -64,6 +64,17 @@ async def test_a_thousand_mx_hosts_are_cut_to_the_most_preferred(dns_world: DNSW
     assert first_of_each <= set(report.details["ptr"])
 
 
+async def test_an_ip_with_hundreds_of_ptr_names_keeps_the_first_few(dns_world: DNSWorld) -> None:
+    from handlers.ptr import MAX_NAMES, check_ptr
+
+    findings, info = await check_ptr(dns_world.resolver(timeout=1.0), "198.18.0.1", role="mx")
+    assert info["ptr_published"] == 200
+    assert len(info["ptr"]) == MAX_NAMES
+    texts = " ".join(f.title + f.detail for f in findings)
+    assert "200 PTR records" in texts and f"and {200 - MAX_NAMES} more" in texts
+    assert len(texts) < 2_000
+
+
 async def test_hostile_report_is_the_size_of_a_real_one(dns_world: DNSWorld) -> None:
     """Counts, not time: the bounded report has as many rows as a big real domain's."""
     report = await audit(dns_world, HOSTILE)
