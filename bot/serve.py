@@ -88,9 +88,11 @@ def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[
         if request.method != "POST" or request.path != EVENTS_PATH:
             return await handler(request)
         t0 = time.perf_counter()
+        rt.ack_started()  # background work waits for in-flight acks (Runtime.after_acks)
         try:
             return await handler(request)
         finally:
+            rt.ack_done()
             rt.metrics.ack_latency.labels("http").observe(time.perf_counter() - t0)
 
     async def events(request: web.Request) -> web.StreamResponse:

@@ -19,6 +19,10 @@ from handlers.model import Finding, Severity
 from handlers.tags import TagError, parse_tags
 from knowledge.selectors import dkim_selectors as common_selectors
 
+# Selectors a user names per audit: a signer uses one or two at a time (RFC 6376 §3.1
+# selectors exist for rotation), so more than this is a paste gone wrong, not a need.
+MAX_GIVEN_SELECTORS = 20
+
 
 @dataclass
 class DKIMKey:
@@ -93,9 +97,23 @@ async def audit_dkim(
     resolver: Resolver, domain: str, selectors: list[str] | None = None, *, discover: bool = True
 ) -> tuple[list[Finding], dict[str, Any]]:
     given = list(dict.fromkeys(selectors or []))
+    out: list[Finding] = []
+    if len(given) > MAX_GIVEN_SELECTORS:
+        out.append(
+            finding(
+                "dkim.too_many_selectors",
+                "info",
+                f"{len(given)} DKIM selectors were given; the first {MAX_GIVEN_SELECTORS} were checked",
+                f"One audit checks at most {MAX_GIVEN_SELECTORS} selectors you name (plus the common ones). "
+                f"Not checked: {', '.join(given[MAX_GIVEN_SELECTORS:MAX_GIVEN_SELECTORS + 3])}"
+                + (", ..." if len(given) > MAX_GIVEN_SELECTORS + 3 else "") + ".",
+                evidence={"target": domain, "count": len(given), "limit": MAX_GIVEN_SELECTORS},
+                check="dkim",
+            )
+        )
+        given = given[:MAX_GIVEN_SELECTORS]
     names = list(dict.fromkeys(given + (list(common_selectors()) if discover else [])))
     results = await asyncio.gather(*(resolver.txt(f"{s}._domainkey.{domain}") for s in names))
-    out: list[Finding] = []
     keys: list[DKIMKey] = []
     failed: list[tuple[str, DNSResult]] = []
     for sel, res in zip(names, results, strict=True):

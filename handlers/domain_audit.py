@@ -17,11 +17,51 @@ from handlers.dkim import audit_dkim
 from handlers.dmarc import audit_dmarc
 from handlers.dns import Resolver
 from handlers.dnssec import audit_dnssec
+from handlers.findings import finding
 from handlers.model import BlocklistResult, Finding, Report
 from handlers.mta_sts import audit_mta_sts
 from handlers.mx import MXInfo, audit_mx, mx_details
 from handlers.requirements import summarize, verdicts
 from handlers.tls_rpt import audit_tls_rpt
+
+# MX addresses whose reverse DNS and blocklist listings one audit checks. Each address
+# costs a PTR chain plus one query per blocklist (~50 lists): 20 covers a real
+# domain's MX set (5 hosts x IPv4 + IPv6) and keeps a hostile one at ~1,000 rows.
+MAX_CHECKED_MX_ADDRESSES = 20
+
+
+def checked_mx_addresses(info: MXInfo) -> list[str]:
+    """The MX addresses to check: the first address of each host in preference order,
+    then the second of each, ... up to MAX_CHECKED_MX_ADDRESSES, so every host checked
+    gets at least one address checked before any host gets two."""
+    every = info.all_addresses
+    if len(every) <= MAX_CHECKED_MX_ADDRESSES:
+        return every
+    per_host = [ips for _host, ips in info.addresses.items()]
+    out: list[str] = []
+    seen: set[str] = set()
+    depth = max((len(ips) for ips in per_host), default=0)
+    for i in range(depth):
+        for ips in per_host:
+            if i < len(ips) and ips[i] not in seen:
+                seen.add(ips[i])
+                out.append(ips[i])
+                if len(out) == MAX_CHECKED_MX_ADDRESSES:
+                    return out
+    return out
+
+
+def addresses_truncated(domain: str, checked: int, total: int) -> Finding:
+    return finding(
+        "audit.truncated",
+        "info",
+        f"Reverse DNS and blocklists were checked for {checked} of the {total} MX addresses of {domain}",
+        f"One audit checks at most {MAX_CHECKED_MX_ADDRESSES} MX addresses (a real domain's MX set fits), so "
+        f"the other {total - checked} were not checked. Check one of them with mailcheck ip ADDRESS.",
+        evidence={"target": domain, "count": total, "limit": checked},
+        remediation=["mx.trim_hosts"],
+        check="mx",
+    )
 
 
 async def audit_domain(
@@ -67,7 +107,10 @@ async def audit_domain(
 
     async def mx_chain() -> tuple[list[Finding], MXInfo, list[Finding], dict[str, Any], list[Finding]]:
         mx_f, info = await audit_mx(resolver, domain)
-        mx_ips = [] if info.null_mx else info.all_addresses
+        all_ips = [] if info.null_mx else info.all_addresses
+        mx_ips = [] if info.null_mx else checked_mx_addresses(info)
+        if len(mx_ips) < len(all_ips):
+            mx_f.append(addresses_truncated(domain, len(mx_ips), len(all_ips)))
         ptr_task = ip_checks([ip for ip in mx_ips if ip not in given_ips], "mx")
         lists_task = lists(mx_ips, [], dict.fromkeys(mx_ips, "mx"))
         sts_task = (
@@ -112,7 +155,7 @@ async def audit_domain(
 
     findings: list[Finding] = [*spf_f, *dkim_f, *dmarc_f, *mx_f, *ipptr_f, *mxptr_f, *transport_f, *bimi_f,
                                *dnssec_f, *bl_findings]
-    sending_ips = given_ips or ([] if mx_info.null_mx else mx_info.all_addresses)
+    sending_ips = given_ips or ([] if mx_info.null_mx else checked_mx_addresses(mx_info))
     tags = dmarc_d.get("tags") or {}
     visible = summarize(
         findings,

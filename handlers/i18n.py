@@ -8,7 +8,26 @@ ones the knowledge base names for their code.
 
 from __future__ import annotations
 
+import dataclasses
+
 from handlers.model import Finding, Report
+
+
+def localized_copy(report: Report, lang: str) -> Report:
+    """`report` in `lang`, leaving `report` as it was (a cached report is shown again in
+    the other language). Copies only what localisation replaces: the findings, list
+    rows and bounce records (one level deep; localisation assigns new titles, details,
+    evidence dicts and remediation lists, never edits them in place). The rest (details,
+    the SPF tree) is shared, not deep-copied: a deep copy of a large report was seconds
+    of CPU."""
+    copy = dataclasses.replace(
+        report,
+        findings=[dataclasses.replace(f) for f in report.findings],
+        blocklists=[dataclasses.replace(b) for b in report.blocklists],
+        bounces=[dataclasses.replace(b) for b in report.bounces],
+        notes=list(report.notes),
+    )
+    return localize_report(copy, lang)
 
 
 def localize_report(report: Report, lang: str) -> Report:

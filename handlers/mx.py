@@ -10,6 +10,13 @@ from handlers.dns import Resolver
 from handlers.findings import dns_unknown, finding
 from handlers.model import Finding
 
+# Bounds on what one audit looks at, so a hostile zone (1,000 MX hosts) costs what a
+# real one does. Real domains publish a handful of MX hosts (Google Workspace 5,
+# Microsoft 365 1), and senders never get far down a long list: Postfix's
+# smtp_mx_address_limit tries 5 addresses by default (postconf(5)).
+MAX_MX_HOSTS = 20  # the most preferred hosts (RFC 5321 §5.1: lowest preference first)
+MAX_ADDRESSES_PER_HOST = 10
+
 
 @dataclass
 class MXInfo:
@@ -19,6 +26,10 @@ class MXInfo:
     implicit: bool = False  # no MX: mail goes to the domain's A/AAAA
     nxdomain: bool = False
     unknown: bool = False
+    # What the bounds above cut: MX hosts published (when more than MAX_MX_HOSTS),
+    # and host -> addresses published for hosts with more than MAX_ADDRESSES_PER_HOST.
+    hosts_published: int = 0
+    addresses_published: dict[str, int] = field(default_factory=dict)
 
     @property
     def all_addresses(self) -> list[str]:
@@ -121,12 +132,23 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
                 )
             )
         return out, info
+    # Most preferred first (stable: equal preferences keep the answer's order).
+    mx = sorted(mx, key=lambda pair: pair[0])
+    published = list(dict.fromkeys(h for _p, h in mx))
+    hosts = published[:MAX_MX_HOSTS]
+    if len(published) > MAX_MX_HOSTS:
+        info.hosts_published = len(published)
+        kept = set(hosts)
+        mx = [(p, h) for p, h in mx if h in kept]
+        out.append(too_many_hosts(domain, published))
     info.hosts = mx
-    hosts = list(dict.fromkeys(h for _p, h in mx))
     lookups = await asyncio.gather(*(resolver.addresses(h) for h in hosts))
     bad: list[str] = []
     for host, (a, aaaa) in zip(hosts, lookups, strict=True):
-        ips = a.addresses + aaaa.addresses
+        ips = list(dict.fromkeys(a.addresses + aaaa.addresses))
+        if len(ips) > MAX_ADDRESSES_PER_HOST:
+            info.addresses_published[host] = len(ips)
+            ips = ips[:MAX_ADDRESSES_PER_HOST]
         if ips:
             info.addresses[host] = ips
         elif a.failed or aaaa.failed:
@@ -134,6 +156,8 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
             out.append(dns_unknown("mx.unknown", f"MX host {host}", a if a.failed else aaaa, domain, check="mx"))
         else:
             bad.append(host)
+    if info.addresses_published:
+        out.append(too_many_addresses(domain, info.addresses_published))
     for host in bad:
         all_bad = len(bad) == len(hosts)
         out.append(
@@ -161,9 +185,45 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
     return out, info
 
 
+def too_many_hosts(domain: str, published: list[str]) -> Finding:
+    skipped = published[MAX_MX_HOSTS:]
+    shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    return finding(
+        "mx.too_many",
+        "warning",
+        f"{domain} publishes {len(published)} MX hosts; the {MAX_MX_HOSTS} most preferred were checked",
+        f"Senders try MX hosts in preference order and give up long before the end of a list this long "
+        f"(Postfix tries 5 addresses by default), so hosts far down it never receive mail. The other "
+        f"{len(skipped)} ({shown}) were not looked up. Publish the few hosts that really receive your mail.",
+        evidence={"target": domain, "count": len(published), "limit": MAX_MX_HOSTS, "value": shown},
+        remediation=["mx.trim_hosts"],
+        check="mx",
+    )
+
+
+def too_many_addresses(domain: str, published: dict[str, int]) -> Finding:
+    host, count = max(published.items(), key=lambda item: item[1])
+    more = f" (and {len(published) - 1} other MX hosts)" if len(published) > 1 else ""
+    return finding(
+        "mx.too_many_addresses",
+        "info",
+        f"MX host {host} of {domain} has {count} addresses; the first {MAX_ADDRESSES_PER_HOST} were checked",
+        f"{host}{more} publishes more than {MAX_ADDRESSES_PER_HOST} A/AAAA records. Senders try only the first "
+        "few, so the rest add nothing; only the first ones are checked.",
+        evidence={"target": domain, "host": host, "count": count, "limit": MAX_ADDRESSES_PER_HOST},
+        remediation=["mx.trim_hosts"],
+        check="mx",
+    )
+
+
 def mx_details(info: MXInfo) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "hosts": [{"preference": p, "host": h, "addresses": info.addresses.get(h, [])} for p, h in info.hosts],
         "null_mx": info.null_mx,
         "implicit": info.implicit,
     }
+    if info.hosts_published:
+        out["hosts_published"] = info.hosts_published
+    if info.addresses_published:
+        out["addresses_published"] = dict(info.addresses_published)
+    return out

@@ -130,8 +130,13 @@ async def check_ptr(
         findings.append(_unknown(shown, ev, f"the PTR lookup failed: {res.describe()}"))
         return findings, info
 
-    names = sorted(dict.fromkeys(res.targets))
+    published = sorted(dict.fromkeys(res.targets))
+    # A hostile reverse zone can publish thousands of PTR names for one IP: keep (and
+    # quote) the first MAX_NAMES, and say how many there were.
+    names = published[:MAX_NAMES]
     info["ptr"] = names
+    if len(published) > MAX_NAMES:
+        info["ptr_published"] = len(published)
     rdtype = "A" if addr.version == 4 else "AAAA"
     fwd: list[DNSResult] = list(await asyncio.gather(*(resolver.query(n, rdtype) for n in names[:MAX_NAMES])))
     matched: list[str] = []
@@ -143,9 +148,11 @@ async def check_ptr(
             failed.append(f"{name}: {r.describe()}")
         if shown in addrs:
             matched.append(name)
+    more = f" and {len(published) - len(names)} more" if len(published) > len(names) else ""
     multiple = (
-        f" The IP has {len(names)} PTR records ({', '.join(names)}); one is better: some receivers pick one at random."
-        if len(names) > 1
+        f" The IP has {len(published)} PTR records ({', '.join(names)}{more}); one is better: some receivers pick "
+        "one at random."
+        if len(published) > 1
         else ""
     )
     ptr_ev = {**ev, "ptr": names[0] if len(names) == 1 else names}

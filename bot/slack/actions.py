@@ -101,7 +101,7 @@ async def _rerender(rt: Runtime, client: Any, body: dict[str, Any], action: dict
     value = decode_value(action.get("value"))
     team, user, channel, thread = _ids(body, context)
     lang: str = value["l"] if value.get("l") in ("en", "ja") else "en"
-    cached = rt.cache.get(value.get("r"))
+    cached = await rt.cache.aget(value.get("r"))
     if cached is None:
         # Another replica or a restart: run it again.
         if detailed:

@@ -4,6 +4,7 @@ background tasks (Runtime.spawn), after the ack."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -73,18 +74,25 @@ async def present(
     detailed: bool = False,
     rid: str | None = None,
 ) -> int:
-    """Cache the (English) report, localise, render with buttons, deliver."""
-    rid = rid or rt.cache.put(report, source)
+    """Cache the (English) report, localise, render with buttons, deliver.
+
+    Packing for the cache, localising and rendering are CPU work proportional to the
+    report: they run in worker threads, so a big report never holds up the loop that
+    acks other users' commands."""
+    rid = rid or await rt.cache.aput(report, source)
     base = {"v": 1, **source, "r": rid}
     values = ActionValues(
         recheck=encode_value({**base, "l": lang}),
         details=encode_value({**base, "l": lang}),
         lang=encode_value({**base, "l": "en" if lang == "ja" else "ja"}),
     )
-    localized = rt.localized(report, lang)
     max_messages = 5 if detailed else (3 if origin.in_thread else 4)
-    messages = render_report(localized, lang, actions=None if detailed else values, detailed=detailed,
-                             max_messages=max_messages)
+
+    def build() -> list[RenderedMessage]:
+        return render_report(rt.localized(report, lang), lang, actions=None if detailed else values,
+                             detailed=detailed, max_messages=max_messages)
+
+    messages = await asyncio.to_thread(build)
     return await send(rt, client, origin, messages)
 
 

@@ -2,19 +2,21 @@
 the report cache behind the buttons, language resolution and the checks.
 
 Listeners never await a check before acking: they call `Runtime.spawn(...)`.
-Checks are async (DNS via handlers.dns) and CPU-heavy parsing runs in a thread
-inside the handlers, so one slow audit never delays another user's ack.
+The check engines run in their own event-loop thread (CheckLoop), and rendering,
+localisation and the report cache's compression in worker threads, so one heavy
+audit never holds up another user's ack.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import importlib
 import logging
 import pickle
 import re
 import secrets
+import sys
+import threading
 import time
 import zlib
 from collections import OrderedDict, deque
@@ -34,6 +36,7 @@ log = logging.getLogger("mailcheck.slack")
 
 LANG_TTL = 3600.0
 SETTINGS_TTL = 300.0  # other replicas see a changed setting within this
+ACK_PRIORITY_WAIT = 1.0  # seconds background work may wait for in-flight acks
 _HEADER_LINE = re.compile(
     r"^(received|authentication-results|arc-authentication-results|dkim-signature|return-path|message-id|"
     r"from|to|subject|date|list-unsubscribe|mime-version|content-type|received-spf|x-mailer|reply-to)"
@@ -53,6 +56,67 @@ class CheckTimeout(Exception):
     pass
 
 
+class CheckLoop:
+    """A second event loop, in its own thread, that runs the check engines (handlers/:
+    DNS, parsing, verdicts) while the main loop acks Slack and talks to the store and
+    the Web API.
+
+    Under 20 concurrent audits the engines keep the main loop's ready queue full
+    (tens of thousands of DNS packets, each a send() and a parse); an ack then waited
+    behind all of it. In their own loop, the engines share the CPU with the ack path
+    by the interpreter's thread switching instead (benchmarks/load.py --scenario
+    hostile). Only handler coroutines run here: they take a Resolver made in this
+    loop and return a Report, never touching Slack, the store or the main loop."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    # How long one thread may hold the GIL while another waits for it (CPython's default
+    # is 5 ms). The ack path needs the GIL for well under a millisecond at a time, but
+    # several times per request; at 5 ms each wait behind the check thread added up to
+    # p99 acks of 770 ms under 20 hostile audits, 190 ms at 1 ms (benchmarks/load.py).
+    SWITCH_INTERVAL = 0.001
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        if self._thread is None:
+            sys.setswitchinterval(min(sys.getswitchinterval(), self.SWITCH_INTERVAL))
+            self._thread = threading.Thread(target=self._run, name="mailcheck-checks", daemon=True)
+            self._thread.start()
+        self._ready.wait()
+        assert self._loop is not None
+        return self._loop
+
+    async def run(self, factory: Callable[[], Awaitable[Report]]) -> Report:
+        """Run `factory()` in the check loop; cancelling this cancels it there too."""
+        loop = self._started()
+
+        async def call() -> Report:
+            return await factory()
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), loop))
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is not None and self._thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout=5)
+            self._thread = None
+            self._loop = None
+            self._ready.clear()
+
+
 @dataclass
 class CachedReport:
     report: Report  # as produced by the handlers, before localisation
@@ -66,25 +130,56 @@ class ReportCache:
     Reports are kept pickled and zlib-compressed (our own objects, never input
     from outside): a full domain audit is large as live objects, and keeping
     256 of them uncompressed was most of the server's RSS growth under load
-    (benchmarks/load.py). Each `get` returns a fresh copy."""
+    (benchmarks/load.py). A report whose compressed form is over `max_bytes` is
+    not kept (its buttons run the check again), so the cache holds at most
+    size x max_bytes (a bounded audit of a hostile zone packs to ~12 KB; the
+    unbounded one was 0.9 MB). Each `get` returns a fresh copy. The async forms do the
+    pickling and compression in a worker thread, off the loop that acks Slack."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, max_bytes: int = 200_000) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self._items: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
 
-    def put(self, report: Report, source: dict[str, Any]) -> str:
+    @staticmethod
+    def pack(report: Report) -> bytes:
+        return zlib.compress(pickle.dumps(report, pickle.HIGHEST_PROTOCOL), 6)
+
+    @staticmethod
+    def unpack(blob: bytes) -> Report:
+        report: Report = pickle.loads(zlib.decompress(blob))
+        return report
+
+    def keep(self, blob: bytes | None, source: dict[str, Any]) -> str:
+        """Store a packed report (None or over max_bytes: not kept); its id either way."""
         rid = secrets.token_urlsafe(9)
-        self._items[rid] = (zlib.compress(pickle.dumps(report, pickle.HIGHEST_PROTOCOL), 6), dict(source))
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        if blob is not None and len(blob) <= self.max_bytes:
+            self._items[rid] = (blob, dict(source))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
         return rid
 
-    def get(self, rid: str | None) -> CachedReport | None:
+    def put(self, report: Report, source: dict[str, Any]) -> str:
+        return self.keep(self.pack(report), source)
+
+    async def aput(self, report: Report, source: dict[str, Any]) -> str:
+        return self.keep(await asyncio.to_thread(self.pack, report), source)
+
+    def _blob(self, rid: str | None) -> tuple[bytes, dict[str, Any]] | None:
         if not rid or rid not in self._items:
             return None
         self._items.move_to_end(rid)
-        blob, source = self._items[rid]
-        return CachedReport(pickle.loads(zlib.decompress(blob)), dict(source))
+        return self._items[rid]
+
+    def get(self, rid: str | None) -> CachedReport | None:
+        item = self._blob(rid)
+        return None if item is None else CachedReport(self.unpack(item[0]), dict(item[1]))
+
+    async def aget(self, rid: str | None) -> CachedReport | None:
+        item = self._blob(rid)
+        if item is None:
+            return None
+        return CachedReport(await asyncio.to_thread(self.unpack, item[0]), dict(item[1]))
 
 
 def looks_like_bounce(text: str) -> bool:
@@ -156,6 +251,7 @@ class Runtime:
         self._store_failed = False
         self.metrics = metrics or Metrics()
         self.cache = ReportCache()
+        self.check_loop: CheckLoop | None = CheckLoop() if settings.check_thread else None
         self.tasks: set[asyncio.Task[Any]] = set()
         self._sem: asyncio.Semaphore | None = None
         self._profiles: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
@@ -164,6 +260,17 @@ class Runtime:
         self._loading: dict[tuple[str, str, str], asyncio.Future[str | None]] = {}
         self._hits: dict[str, deque[float]] = {}
         self._noticed: dict[str, float] = {}
+        # Every stored language choice, (team, scope) -> lang, read in one query and
+        # refreshed every SETTINGS_TTL: the ack path answers from it and never waits for
+        # the database (a first-time user's ack waited up to 50 ms for a lookup).
+        self._langs: dict[tuple[str, str], str] | None = None
+        # Requests being acked right now (bot/serve.py counts them): background work
+        # waits until none is, up to ACK_PRIORITY_WAIT, so a burst of commands is acked
+        # before their checks start competing for the loop.
+        self._acking = 0
+        self._acks_idle: asyncio.Event | None = None
+        self._langs_until = 0.0
+        self._langs_task: asyncio.Future[None] | None = None
 
     # -- store ---------------------------------------------------------------
     async def store(self) -> Any | None:
@@ -254,7 +361,49 @@ class Runtime:
             return False
         await store.set_setting(team_id, scope, key, value)
         self._settings[(team_id, scope, key)] = (time.monotonic() + SETTINGS_TTL, value)
+        if key == "lang" and self._langs is not None:
+            self._langs[(team_id, scope)] = value
         return True
+
+    def _refresh_langs(self) -> asyncio.Future[None]:
+        """Load (again) every stored language choice; one load at a time."""
+        if self._langs_task is None or self._langs_task.done():
+            self._langs_task = asyncio.ensure_future(self._load_langs())
+        return self._langs_task
+
+    async def _load_langs(self) -> None:
+        store = await self.store()
+        lister = getattr(store, "list_settings", None)
+        if lister is None:
+            return
+        try:
+            langs = await lister("lang")
+        except Exception:
+            log.exception("list_settings failed; language lookups go one by one")
+            self.metrics.errors.labels("store").inc()
+            return
+        self._langs = {k: v for k, v in langs.items() if v in ("en", "ja")}
+        self._langs_until = time.monotonic() + SETTINGS_TTL
+
+    async def warm_langs(self) -> None:
+        """Load the language directory now (start-up, before serving)."""
+        await self._refresh_langs()
+
+    def _quick_lang(self, team_id: str, user_id: str | None) -> tuple[bool, str | None]:
+        """(known, lang) from memory only: the per-key cache, else the directory.
+        known=False: nothing loaded yet for this lookup."""
+        now = time.monotonic()
+        scopes = ([f"user:{user_id}"] if user_id else []) + ["team"]
+        if self._langs is not None:
+            if self._langs_until <= now:
+                self._refresh_langs()  # stale: answer from it meanwhile
+            for scope in scopes:
+                hit = self._settings.get((team_id, scope, "lang"))
+                value = hit[1] if hit is not None and hit[0] > now else self._langs.get((team_id, scope))
+                if value in ("en", "ja"):
+                    return True, value
+            return True, None
+        return False, None
 
     def rate_limited(self, key: str, limit: int, window_s: float, *, count: bool = True) -> float:
         """In-process sliding window: 0.0 = allowed (and counted unless count=False),
@@ -349,15 +498,24 @@ class Runtime:
                        quick: bool = False) -> str:
         """User setting > workspace setting > Slack locale > MAILCHECK_LANG.
 
-        quick=True (before an ack): no network call, bounded store wait.
+        quick=True (before an ack): no network call and, once the language directory is
+        loaded, no store wait at all.
         """
-        # quick: both lookups at once, 50 ms at most; a cold cache warms in the background.
-        timeout = 0.05 if quick else None
-        lookups = [self.get_setting(team_id, f"user:{user_id}", "lang", timeout=timeout)] if user_id else []
-        lookups.append(self.get_setting(team_id, "team", "lang", timeout=timeout))
-        for v in await asyncio.gather(*lookups):
-            if v in ("en", "ja"):
-                return str(v)
+        known, value = self._quick_lang(team_id, user_id) if quick else (False, None)
+        if value is not None:
+            return value
+        if not known:
+            # quick without the directory (not loaded yet, or a store without
+            # list_settings): both lookups at once, 50 ms at most; a cold cache warms
+            # in the background.
+            if quick:
+                self._refresh_langs()
+            timeout = 0.05 if quick else None
+            lookups = [self.get_setting(team_id, f"user:{user_id}", "lang", timeout=timeout)] if user_id else []
+            lookups.append(self.get_setting(team_id, "team", "lang", timeout=timeout))
+            for v in await asyncio.gather(*lookups):
+                if v in ("en", "ja"):
+                    return str(v)
         if user_id:
             cached = self.cached_locale_lang(team_id, user_id)
             if cached:
@@ -369,8 +527,37 @@ class Runtime:
         return self.settings.default_lang
 
     # -- tasks ------------------------------------------------------------------
+    def ack_started(self) -> None:
+        self._acking += 1
+        if self._acks_idle is not None:
+            self._acks_idle.clear()
+
+    def ack_done(self) -> None:
+        self._acking = max(0, self._acking - 1)
+        if not self._acking and self._acks_idle is not None:
+            self._acks_idle.set()
+
+    async def after_acks(self) -> None:
+        """Wait (at most ACK_PRIORITY_WAIT) until no request is being acked."""
+        if not self._acking:
+            return
+        if self._acks_idle is None:
+            self._acks_idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._acks_idle.wait(), ACK_PRIORITY_WAIT)
+        except TimeoutError:
+            pass  # a steady stream of requests must not starve the checks
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "mailcheck") -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        async def after_acks_then() -> Any:
+            try:
+                await self.after_acks()
+            except BaseException:
+                coro.close()
+                raise
+            return await coro
+
+        task = asyncio.ensure_future(after_acks_then())
         self.tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
@@ -392,6 +579,8 @@ class Runtime:
         await self.idle(timeout)
         for t in list(self.tasks):
             t.cancel()
+        if self.check_loop is not None:
+            self.check_loop.stop()
 
 
     # -- checks -----------------------------------------------------------------
@@ -403,19 +592,21 @@ class Runtime:
                         deadline=self.settings.check_deadline)
 
     async def _bounded(self, kind: str, origin: str, factory: Callable[[], Awaitable[Report]]) -> Report:
-        """Run a check under the concurrency bound and deadline.
+        """Run a check under the concurrency bound and deadline, in the CheckLoop thread
+        (unless MAILCHECK_CHECK_THREAD=off).
 
-        Checks share the loop that acks Slack: they are async (DNS) and the
-        CPU-heavy parsing runs in threads inside the handlers. Measured with
-        benchmarks/slack_ack.py, a second event-loop thread for checks made acks
-        slower (GIL contention), so there is none."""
+        An earlier measurement (benchmarks/slack_ack.py, light audits) found a second
+        loop slower for acks; with heavy audits (20 x hostile.example: ~22,000 DNS
+        packets) the engines on the acking loop put help's ack p99 at 750-1,190 ms
+        against 440-470 ms in their own loop, same machine, alternating runs."""
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.settings.max_concurrent_checks)
         self.metrics.analyses.labels(kind, origin).inc()
         deadline = self.settings.check_deadline + 5
 
         async def limited() -> Report:
-            return await asyncio.wait_for(factory(), deadline)
+            work = factory() if self.check_loop is None else self.check_loop.run(factory)
+            return await asyncio.wait_for(work, deadline)
 
         t0 = time.monotonic()
         async with self._sem:
@@ -499,11 +690,13 @@ class Runtime:
                 log.info("bounce engine warm-up failed", exc_info=True)
 
         await asyncio.to_thread(load)
+        await self.warm_langs()
 
     def localized(self, report: Report, lang: str) -> Report:
-        from handlers.i18n import localize_report
+        """A localised copy; `report` (the cached English one) is left as it was."""
+        from handlers.i18n import localized_copy
 
-        return localize_report(copy.deepcopy(report), lang)
+        return localized_copy(report, lang)
 
 
 def _locale_lang(locale: str | None) -> str | None:

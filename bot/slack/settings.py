@@ -35,6 +35,9 @@ class SlackSettings:
     dns_timeout: float = 3.0
     check_deadline: float = 45.0  # seconds a check may take before we answer "timed out"
     max_concurrent_checks: int = 32
+    # MAILCHECK_CHECK_THREAD: run the check engines in their own event-loop thread
+    # (bot/slack/runtime.py CheckLoop); "off" runs them on the loop that acks.
+    check_thread: bool = True
     max_file_bytes: int = 2 * 1024 * 1024
     scopes: tuple[str, ...] = field(default=DEFAULT_SCOPES)
     redirect_uri: str | None = None
@@ -78,6 +81,7 @@ class SlackSettings:
             run_scheduler=(e.get("MAILCHECK_SCHEDULER", "on").lower() not in ("0", "off", "false", "no")),
             rate_user=parse_rate(e.get("MAILCHECK_RATE_USER"), (30, 60)),
             rate_team=parse_rate(e.get("MAILCHECK_RATE_TEAM"), (300, 60)),
+            check_thread=(e.get("MAILCHECK_CHECK_THREAD", "on").lower() not in ("0", "off", "false", "no")),
         )
 
     def __repr__(self) -> str:  # never print secrets

@@ -343,6 +343,14 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
+    async def list_settings(self, key: str) -> dict[tuple[str, str], str]:
+        """Every stored value of setting `key`: (team_id, scope) -> value. One query, so a
+        process can hold all users' language choices and answer acks without the database."""
+        s = t.settings.c
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(s.team_id, s.scope, s.value).where(s.key == key))).all()
+        return {(str(r[0]), str(r[1])): str(r[2]) for r in rows}
+
     async def delete_setting(self, team_id: str, scope: str, key: str) -> None:
         s = t.settings.c
         async with self.engine.begin() as conn:
