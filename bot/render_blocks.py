@@ -208,7 +208,12 @@ def _remediation_text(ids: Iterable[str], lang: str, seen: set[str], *, verify: 
             continue
         seen.add(rid)
         lines.append(f":wrench: *{t(lang, 'fix')}: {title}*")
-        lines.extend(f"    {i}. {escape_slack(step)}" for i, step in enumerate(entry.steps.get(lang), 1))
+        for i, (step, blocks) in enumerate(entry.steps_with_code(lang), 1):
+            lines.append(f"    {i}. {escape_slack(step)}")
+            for blk in blocks:
+                # A code block of its own, so Slack neither reflows it nor turns quotes into smart quotes.
+                label = f"# {blk.label}\n" if blk.label else ""
+                lines.append("```" + escape_slack(label + "\n".join(blk.lines)) + "```")
         if verify:
             lines.append(f"    _{t(lang, 'verify')}:_ {escape_slack(entry.verify.get(lang))}")
     return "\n".join(lines)

@@ -159,9 +159,14 @@ def _render_fixes(con: Any, report: Report, lang: str, lab: dict[str, str]) -> N
     con.print(f"\n[bold underline]{lab['fixes']}[/bold underline]")
     for e in entries:
         title = e.title.ja if lang == "ja" else e.title.en
-        steps = e.steps.ja if lang == "ja" else e.steps.en
         verify = e.verify.ja if lang == "ja" else e.verify.en
         con.print(f"\n  [bold]{escape(title)}[/bold]  [dim]{e.id}[/dim]")
-        for i, step in enumerate(steps, 1):
+        for i, (step, blocks) in enumerate(e.steps_with_code(lang), 1):
             con.print(f"    {i}. {escape(step)}", soft_wrap=True)
+            for blk in blocks:
+                # Copyable as printed: never wrapped, never highlighted, label on its own line.
+                if blk.label:
+                    con.print(f"       [dim]# {escape(blk.label)}[/dim]", soft_wrap=False)
+                for line in blk.lines:
+                    con.print(f"       {escape(line)}", soft_wrap=False, highlight=False, overflow="ignore", crop=False)
         con.print(f"    [dim]{lab['verify']}: {escape(verify)}[/dim]", soft_wrap=True)
