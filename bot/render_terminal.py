@@ -14,12 +14,12 @@ STYLE = {"critical": "bold red", "warning": "yellow", "unknown": "magenta", "inf
 GROUP_TITLES = {
     "spf": "SPF", "dkim": "DKIM", "dmarc": "DMARC", "mx": "MX", "ptr": "Reverse DNS (PTR / FCrDNS)",
     "mta_sts": "MTA-STS", "tls_rpt": "TLS-RPT", "bimi": "BIMI", "dnssec": "DNSSEC", "blocklists": "Blocklists",
-    "blocklist": "Blocklists", "requirements": "Gmail / Yahoo / Microsoft sender requirements",
+    "blocklist": "Blocklists", "requirements": "Gmail / Yahoo Inc. (yahoo.com, aol.com) / Microsoft sender requirements",
     "bounce": "Bounce", "message": "Message", "input": "Input", "ip": "IP",
 }
 GROUP_TITLES_JA = {
     "ptr": "逆引きDNS（PTR / FCrDNS）", "blocklists": "ブロックリスト", "blocklist": "ブロックリスト",
-    "requirements": "Gmail / Yahoo / Microsoft の送信者要件", "bounce": "バウンス", "message": "メッセージ",
+    "requirements": "Gmail・米Yahoo（yahoo.com・aol.com）・Microsoftの送信者要件", "bounce": "バウンス", "message": "メッセージ",
     "input": "入力",
 }
 LABELS = {

@@ -90,7 +90,8 @@ _NOT_VISIBLE = {
     "microsoft": ["SPF and DKIM actually pass on sent mail", "DMARC passes with alignment",
                   "working unsubscribe links and list hygiene"],
 }
-_NAMES = {"google": "Gmail", "yahoo": "Yahoo/AOL", "microsoft": "Outlook.com (Microsoft)"}
+# Yahoo Inc. (yahoo.com, aol.com), not Yahoo! JAPAN (yahoo.co.jp): another company with other rules.
+_NAMES = {"google": "Gmail", "yahoo": "Yahoo Inc. (yahoo.com, aol.com)", "microsoft": "Outlook.com (Microsoft)"}
 _CODES = {"google": "requirements.gmail", "yahoo": "requirements.yahoo", "microsoft": "requirements.microsoft"}
 
 
