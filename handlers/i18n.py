@@ -129,3 +129,10 @@ def _localize_list_meanings(report: Report) -> None:
             ja = _list_meaning_ja(str(ev["zone"]), [str(c) for c in ev["codes"]])
             if ja:
                 f.evidence = {**ev, "meaning": ja}
+        elif isinstance(ev.get("hits"), list) and ev.get("meaning"):
+            # One finding for several lists (a link domain listed on DBL and URIBL): each
+            # list's codes are explained on their own, all or none in Japanese.
+            parts = [_list_meaning_ja(str(h.get("zone", "")), [str(c) for c in h.get("codes", [])])
+                     for h in ev["hits"] if isinstance(h, dict)]
+            if parts and all(parts):
+                f.evidence = {**ev, "meaning": "; ".join(dict.fromkeys(p for p in parts if p))}

@@ -499,3 +499,13 @@ async def test_slack_style_text_paste_still_verifies(dns_world: DNSWorld) -> Non
     report = await run(dns_world, pasted)
     assert only(report, "message.dkim_valid").severity == "ok"
     assert any("before the first header" in n for n in report.notes)
+
+
+async def test_a_listed_link_domain_is_explained_in_japanese_for_japanese_readers(dns_world: DNSWorld) -> None:
+    from handlers.i18n import localized_copy
+
+    body = BODY + "Order here: https://shop.listed.example/buy?id=1\r\n"
+    report = localized_copy(await run(dns_world, sign(build(body=body))), "ja")
+    meaning = str(only(report, "message.url_listed").evidence["meaning"])
+    assert "低評価ドメイン（スパム）" in meaning  # Spamhaus DBL's 127.0.1.2, from the knowledge base
+    assert "low-reputation" not in meaning and "spam domain" not in meaning

@@ -720,7 +720,9 @@ def _blocklist_findings(st: Static, rows: list[BlocklistResult], found: list[Fin
                 evidence={"target": target, "host": ", ".join(zones), "zone": ", ".join(zones),
                           "value": ", ".join(c for h in hits for c in h.evidence.get("codes", [])),
                           "count": len(hits), "delist_url": hits[0].evidence.get("delist_url", ""),
-                          "meaning": "; ".join(str(h.evidence.get("meaning", "")) for h in hits if h.evidence.get("meaning"))},
+                          "meaning": "; ".join(str(h.evidence.get("meaning", "")) for h in hits if h.evidence.get("meaning")),
+                          "hits": [{"zone": h.evidence.get("zone", ""), "codes": list(h.evidence.get("codes", []))}
+                                   for h in hits]},
                 remediation=["message.url_reputation", "blocklist.delist"],
                 check=CHECK,
             )
