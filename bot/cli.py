@@ -110,12 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "(mailcheck --help lists them)")
     # Merge options given after the subcommand.
     args.nameservers = (args.nameserver or []) + (getattr(args, "nameserver_sub", None) or [])
-    args.lang = args.lang or os.environ.get("MAILCHECK_LANG", "en")
+    if not args.lang:
+        env_lang = os.environ.get("MAILCHECK_LANG", "").strip()
+        if env_lang and env_lang.lower() not in ("en", "ja"):
+            print(f"mailcheck: MAILCHECK_LANG={env_lang[:20]!r} is not en or ja; using en", file=sys.stderr)
+        args.lang = env_lang.lower() or "en"
     if args.lang not in ("en", "ja"):
         args.lang = "en"
     args.timeout = args.timeout if args.timeout is not None else 3.0
     if not 0 < args.timeout <= 60:  # also false for NaN
-        return _fail("--timeout must be between 0 and 60 seconds")
+        return _fail("--timeout must be more than 0 and at most 60 seconds (e.g. --timeout 5)")
     if getattr(args, "store_command", None):
         from bot.cli_store import run_store_command
 
@@ -281,8 +285,10 @@ async def cmd_ip(args: argparse.Namespace) -> Report:
     raw = list(args.ips)
     if args.file:
         text = read_input(args.file).decode("utf-8", "replace")
-        raw += [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-        raw = [r for r in raw if r]
+        listed = [r for r in (ln.split("#", 1)[0].strip() for ln in text.splitlines()) if r]
+        if not listed and not raw:
+            raise UsageError(f"{args.file} holds no IP addresses (one per line; # starts a comment)")
+        raw += listed
     if not raw:
         raise UsageError("give at least one IP address (or --file)")
     ips = list(dict.fromkeys(_ip(r) for r in raw))
@@ -307,6 +313,8 @@ async def cmd_bounce(args: argparse.Namespace) -> Report:
     from handlers.bounce_followup import analyse_with_followup
 
     data = read_input(args.file)
+    if not data.strip():
+        raise UsageError("the input is empty: give a bounce, DSN, SMTP reply or log lines (a file, or pipe it on stdin)")
     resolver = make_resolver(args) if args.follow else None
     return await analyse_with_followup(data, resolver, lang=args.lang)
 

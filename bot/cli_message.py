@@ -15,11 +15,14 @@ from handlers.model import Report
 
 async def cmd_message(args: argparse.Namespace) -> Report:
     from bot.cli import UsageError, make_resolver, read_input
+    from handlers.charsets import looks_binary
     from handlers.message import diagnose_message
 
     data = read_input(getattr(args, "file", None) or "-")
     if not data.strip():
         raise UsageError("the input is empty: give a message file (.eml / source) or pipe it on stdin")
+    if looks_binary(data):
+        raise UsageError("the input is binary data, not a mail message: give the message source (.eml)")
     resolver = make_resolver(args)
     live = not getattr(args, "offline", False)
     return await diagnose_message(data, resolver, live=live, lang=getattr(args, "lang", "en") or "en")

@@ -130,3 +130,18 @@ def _mostly_latin(data: bytes) -> bool:
     sample = data[:4096]
     high = sum(1 for b in sample if b >= 0x80)
     return high * 10 < max(len(sample), 1)
+
+
+# Control bytes no text encoding of mail uses: C0 controls other than tab, LF, FF, CR and
+# ESC (ISO-2022-JP switches character sets with ESC sequences), and NUL.
+_BINARY_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27)) + b"\x7f"
+
+
+def looks_binary(data: bytes, sample: int = 65536) -> bool:
+    """Is this a binary file (an image, an archive, random bytes) rather than text in
+    any charset? Text decoded from UTF-16/32 arrives here as UTF-8, so NULs are binary."""
+    head = data[:sample]
+    if not head:
+        return False
+    controls = sum(head.count(b) for b in _BINARY_BYTES)
+    return controls * 100 > len(head) or b"\x00" in head

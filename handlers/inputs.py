@@ -134,12 +134,31 @@ def normalize_ip(raw: str) -> str:
         text = text[5:]
     if len(text) > 64 or "%" in text:  # no zone ids (fe80::1%eth0): not a target on the Internet
         raise InputError(f"{shown(raw)} is not an IPv4 or IPv6 address")
+    port = _with_port((raw or "").strip())
+    if port:
+        raise InputError(f"{shown(raw)} includes a port: drop it and give the address alone ({port})")
     try:
         addr = ipaddress.ip_address(text)
     except ValueError as exc:
         raise InputError(f"{shown(raw)} is not an IPv4 or IPv6 address") from exc
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def _with_port(text: str) -> str | None:
+    """The address in "192.0.2.10:25" or "[2001:db8::1]:25" (a copied host:port), else None."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    host = host.strip("[]")
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    # "2001:db8::25" parses whole as IPv6: only a bracketed IPv6 or an IPv4 can carry a port.
+    if addr.version == 6 and not text.startswith("["):
+        return None
     return str(addr)
 
 

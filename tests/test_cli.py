@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -238,3 +239,45 @@ def test_a_terminal_that_cannot_show_japanese_gets_question_marks_not_a_tracebac
                        encoding="ascii", errors="replace", timeout=60)
     assert "Traceback" not in p.stderr and p.returncode in (0, 1), p.stderr
     assert "userunknown" in p.stdout
+
+
+# -- careless input gets one clear line and exit 2 ------------------------------------------
+def test_an_address_with_a_port_is_told_to_drop_the_port() -> None:
+    for given, alone in (("192.0.2.10:25", "192.0.2.10"), ("[2001:db8::1]:25", "2001:db8::1")):
+        p = run(["ip", given])
+        assert p.returncode == 2 and p.stderr.count("\n") == 1
+        assert "port" in p.stderr and f"({alone})" in p.stderr
+
+
+def test_an_ip_file_with_no_addresses_says_so(tmp_path: Path) -> None:
+    f = tmp_path / "ips.txt"
+    f.write_text("# nothing here yet\n\n")
+    p = run(["ip", "--file", str(f)])
+    assert p.returncode == 2 and "holds no IP addresses" in p.stderr
+
+
+def test_bounce_and_message_treat_an_empty_input_alike() -> None:
+    for cmd in ("bounce", "message"):
+        p = run([cmd, "-"], stdin=b"  \n")
+        assert p.returncode == 2 and "the input is empty" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_binary_file_given_to_message_is_refused_in_one_line() -> None:
+    p = run(["message", "-"], stdin=bytes(range(256)) * 50)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "binary" in p.stderr
+    assert p.stdout == ""
+
+
+def test_the_timeout_error_states_the_real_range() -> None:
+    p = run(["--timeout", "0", "ip", "192.0.2.1"])
+    assert p.returncode == 2 and "more than 0 and at most 60 seconds" in p.stderr
+
+
+def test_an_unknown_mailcheck_lang_is_reported_once_and_english_is_used() -> None:
+    import os
+
+    env = {**os.environ, "MAILCHECK_LANG": "xx"}
+    p = subprocess.run([sys.executable, "-m", "bot", "--json", "bounce", "-"], env=env, input=b"550 5.1.1 no such user\n",
+                       capture_output=True, timeout=60)
+    assert p.stderr.decode().count("MAILCHECK_LANG") == 1
+    assert json.loads(p.stdout)["lang"] == "en"
