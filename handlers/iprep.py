@@ -12,6 +12,24 @@ from handlers.blocklists import check_blocklists
 from handlers.dns import Resolver
 from handlers.model import Finding, Report, format_ip
 from handlers.ptr import check_ptr
+from handlers.safety import is_internal_hop
+
+# The ranges is_internal_hop() treats as internal, with the RFC that sets each aside.
+_PRIVATE_RANGES = (
+    ("127.0.0.0/8", "RFC 1122"), ("::1/128", "RFC 4291"), ("10.0.0.0/8", "RFC 1918"),
+    ("172.16.0.0/12", "RFC 1918"), ("192.168.0.0/16", "RFC 1918"), ("100.64.0.0/10", "RFC 6598"),
+    ("169.254.0.0/16", "RFC 3927"), ("fe80::/10", "RFC 4291"), ("fc00::/7", "RFC 4193"),
+    ("0.0.0.0/8", "RFC 1122"), ("::/128", "RFC 4291"),
+)
+
+
+def _private_range(ip: str) -> str:
+    addr = ipaddress.ip_address(ip)
+    for net, name in _PRIVATE_RANGES:
+        network = ipaddress.ip_network(net)
+        if addr.version == network.version and addr in network:
+            return f"{net} ({name})"
+    return ip
 
 
 def normalise_ips(ips: list[str]) -> list[str]:
@@ -42,9 +60,24 @@ async def ip_report(
     progress(done, total) is called as each IP's PTR check completes (bulk runs).
     """
     t0 = time.monotonic()
-    targets = normalise_ips(ips)
+    given = normalise_ips(ips)
+    report = Report(kind="ip", subject=", ".join(given))
+    # Loopback, RFC 1918, CGNAT, link-local and ULA addresses never meet a receiver: say so
+    # instead of asking PTR and ~50 blocklists about them (documentation ranges are asked:
+    # they are real DNS questions, and the test fixtures use them).
+    targets = [ip for ip in given if not is_internal_hop(ip)]
+    for ip in given:
+        if ip not in targets:
+            rng = _private_range(ip)
+            report.findings.append(Finding(
+                code="ip.private", severity="info", title=f"{ip} is a private address: nothing on the Internet sees it",
+                detail=(f"Addresses in {rng} never reach a receiving server, so no receiver checks their reverse "
+                        "DNS and no blocklist lists them: they were not looked up. Check the public address your "
+                        "mail leaves from instead (the first external hop in a delivered message's Received "
+                        "lines, or your provider's sending IP)."),
+                evidence={"target": ip, "value": rng}, check="ip",
+            ))
     resolver.ensure_budget(200 + 60 * len(targets))  # ~30 lookups per IP (PTR, FCrDNS, every list)
-    report = Report(kind="ip", subject=", ".join(targets))
     done = 0
 
     async def one_ptr(ip: str) -> tuple[list[Finding], dict[str, Any]]:

@@ -113,3 +113,13 @@ def test_normalise_ips() -> None:
     ]
     with pytest.raises(ValueError):
         normalise_ips(["not-an-ip"])
+
+
+async def test_a_private_address_is_named_as_such_and_not_looked_up(dns_world: DNSWorld) -> None:
+    resolver = dns_world.resolver(timeout=1.2)
+    report = await ip_report(resolver, ["10.0.0.1", "fd00::5", "127.0.0.1"])
+    private = [f for f in report.findings if f.code == "ip.private"]
+    assert [f.evidence["target"] for f in private] == ["10.0.0.1", "fd00::5", "127.0.0.1"]
+    assert "10.0.0.0/8 (RFC 1918)" in private[0].detail
+    assert report.blocklists == [] and resolver.stats.as_dict().get("asked", 0) == 0
+    assert not report.has_critical
