@@ -9,6 +9,7 @@ from typing import Any
 from handlers.dns import Resolver
 from handlers.findings import dns_unknown, finding
 from handlers.model import Finding
+from handlers.safety import is_internal_hop
 
 # Bounds on what one audit looks at, so a hostile zone (1,000 MX hosts) costs what a
 # real one does. Real domains publish a handful of MX hosts (Google Workspace 5,
@@ -144,13 +145,22 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
     info.hosts = mx
     lookups = await asyncio.gather(*(resolver.addresses(h) for h in hosts))
     bad: list[str] = []
+    private: dict[str, list[str]] = {}
     for host, (a, aaaa) in zip(hosts, lookups, strict=True):
         ips = list(dict.fromkeys(a.addresses + aaaa.addresses))
         if len(ips) > MAX_ADDRESSES_PER_HOST:
             info.addresses_published[host] = len(ips)
             ips = ips[:MAX_ADDRESSES_PER_HOST]
+        # Loopback/RFC 1918/ULA addresses can't be reached by any sender: they are a
+        # finding of their own, and never looked up for PTR or blocklists.
+        internal = [ip for ip in ips if is_internal_hop(ip)]
+        if internal:
+            private[host] = internal
+            ips = [ip for ip in ips if ip not in internal]
         if ips:
             info.addresses[host] = ips
+        elif host in private:
+            continue
         elif a.failed or aaaa.failed:
             info.unknown = True
             out.append(dns_unknown("mx.unknown", f"MX host {host}", a if a.failed else aaaa, domain, check="mx"))
@@ -158,6 +168,20 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
             bad.append(host)
     if info.addresses_published:
         out.append(too_many_addresses(domain, info.addresses_published))
+    reachable = [h for h in hosts if h in info.addresses]
+    for host, ips in private.items():
+        none_left = not reachable
+        out.append(
+            finding(
+                "mx.private",
+                "critical" if none_left else "warning",
+                f"MX host {host} of {domain} points at {', '.join(ips)}: no sender can deliver there",
+                f"{', '.join(ips)} is a loopback or private address, which senders on the Internet can't reach"
+                + (" — no MX host of this domain can receive mail." if none_left else "; they try the other MX hosts."),
+                evidence={"target": domain, "host": host, "value": ", ".join(ips)},
+                remediation=["mx.fix_hosts"],
+            )
+        )
     for host in bad:
         all_bad = len(bad) == len(hosts)
         out.append(

@@ -113,6 +113,20 @@ async def test_no_mx_falls_back_to_the_address_record(dns_world: DNSWorld) -> No
     assert info.all_addresses == ["192.0.2.60"]
 
 
+async def test_an_mx_pointing_at_loopback_is_critical_and_is_not_looked_up(dns_world: DNSWorld) -> None:
+    found, info = await audit_mx(dns_world.resolver(), "privmx.internal.example")
+    [f] = [f for f in found if f.code == "mx.private"]
+    assert f.severity == "critical" and f.evidence["value"] == "127.0.0.1"
+    assert "mx.ok" not in codes(found) and info.all_addresses == []
+
+
+async def test_one_private_mx_among_public_ones_is_a_warning(dns_world: DNSWorld) -> None:
+    found, info = await audit_mx(dns_world.resolver(), "halfmx.internal.example")
+    [f] = [f for f in found if f.code == "mx.private"]
+    assert f.severity == "warning" and f.evidence["host"] == "rfc1918.internal.example"
+    assert info.all_addresses == ["8.8.8.8", "2001:4860:4860::8888"]
+
+
 async def test_an_mx_host_without_address_is_unresolvable(dns_world: DNSWorld) -> None:
     found, info = await audit_mx(dns_world.resolver(), "badmx.example")
     assert codes(found) == {"mx.unresolvable": "warning"}
