@@ -170,12 +170,21 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
     # Reports quote their input (a bounce's SMTP reply, a header): never print a token,
     # webhook URL or configured secret it carried, on the terminal or in --json.
     redact.scrub_report(report)
-    if args.json:
-        print(json.dumps(redact.scrub(report.to_dict()), ensure_ascii=False, indent=2))
-    else:
-        from bot.render_terminal import render
+    try:
+        if args.json:
+            print(json.dumps(redact.scrub(report.to_dict()), ensure_ascii=False, indent=2))
+        else:
+            from bot.render_terminal import render
 
-        render(report, lang=args.lang)
+            render(report, lang=args.lang)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`, a pager) closed the pipe: the report was cut short, not
+        # wrong, so the exit code still says what the check found. Point stdout at
+        # /dev/null so the interpreter's final flush doesn't fail again (Python docs,
+        # "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     stats = report.dns_stats
     silent = stats.get("asked", 0) > 0 and stats.get("answered", 0) == 0
     if silent and not args.json:

@@ -34,7 +34,13 @@ def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    con = console or Console(highlight=False, soft_wrap=False, emoji=False)
+    class _PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 here, which reads as "something critical"; let the CLI decide.
+            self.quiet = True
+            raise BrokenPipeError
+
+    con = console or _PipeConsole(highlight=False, soft_wrap=False, emoji=False)
     lab = LABELS.get(lang, LABELS["en"])
     con.print(f"[bold]mailcheck {report.kind}: {escape(report.subject)}[/bold]  "
               f"[dim]({report.checked_at:%Y-%m-%d %H:%M:%SZ}, {lab['took']} {report.duration_ms} ms)[/dim]")

@@ -281,3 +281,19 @@ def test_an_unknown_mailcheck_lang_is_reported_once_and_english_is_used() -> Non
                        capture_output=True, timeout=60)
     assert p.stderr.decode().count("MAILCHECK_LANG") == 1
     assert json.loads(p.stdout)["lang"] == "en"
+
+
+def test_a_reader_that_closes_the_pipe_does_not_turn_the_exit_code_critical() -> None:
+    # `mailcheck bounce FILE | head -1`: delivered lines are not critical, so exit 0.
+    line = ("postfix/smtp[1]: 4AB1C2D3E4: to=<a@hotmail.com>, relay=mx1.hotmail.com[203.0.113.5]:25, "
+            "delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 2.0.0 Queued mail for delivery)\n")
+    for opts in ([], ["--json"]):
+        proc = subprocess.Popen([sys.executable, "-m", "bot", *opts, "bounce", "-"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(line.encode() * 600)  # a report far larger than the pipe's buffer
+        proc.stdin.close()
+        proc.stdout.readline()
+        proc.stdout.close()  # as `head -1` does
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
