@@ -21,7 +21,9 @@ _PATTERNS = [
     ),
     re.compile(r"(?im)^status:[ \t]{0,4}[245]\.\d{1,3}\.\d{1,3}"),
     # Postfix / Sendmail log lines
-    re.compile(r"(?m)\bto=<[^>\n]{0,320}>,.{0,400}?\bstatus=(?:sent|deferred|bounced|expired|undeliverable)"),
+    re.compile(
+        r"(?m)\bto=(?:<[^>\n]{0,320}>|[^,\s<>]{0,320}),.{0,400}?\bstatus=(?:sent|deferred|bounced|expired|undeliverable)"
+    ),
     re.compile(r"(?m)\bfrom=<[^>\n]{0,320}>,[ \t]{0,4}status=(?:expired|force-expired)"),
     re.compile(r"(?m)\bto=[^,\n]{1,320},.{0,600}?\bstat=(?:Sent|Deferred|[A-Z][a-z])"),
     # Exim main log: "<id> ** addr" / "== addr" / "=> addr"

@@ -19,7 +19,7 @@ from .fact import Fact
 from .notice import Notice, looks_like_message, parse_message
 from .provider import detect, find_rule
 from .reason import ReasonFinder
-from .scan import reply_part, sender_ip_in
+from .scan import is_masked_address, remote_words, reply_part, sender_ip_in
 from .ses import ses_facts
 from .smtp import LINE_PREFIX_RE, find_reply, find_status, prefer_status, squeeze
 from .textin import cap, decode_bytes, human_size, unslack
@@ -140,6 +140,8 @@ class _Engine:
             reason = str(f.extra["subject_verdict"])  # the text named nothing; the subject did
         if not f.sender_ip:
             f.sender_ip = sender_ip_in(reply_part(diag), f.remote_ip)
+        if is_masked_address(f.recipient):
+            f.extra["recipient_masked"] = True
         rec = BounceRecord(
             recipient=f.recipient,
             status=f.status,
@@ -150,7 +152,7 @@ class _Engine:
             remote_host=f.remote_host,
             remote_ip=f.remote_ip,
             sender_ip=f.sender_ip,
-            diagnostic=diag,
+            diagnostic=remote_words(diag),
             sender=f.sender,
             action=f.action or None,
             source=f.source,
