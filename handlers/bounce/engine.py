@@ -58,7 +58,9 @@ class _Engine:
         if "&lt;" in text or "&gt;" in text or "<mailto:" in text or "|" in text:
             text = unslack(text)
             if isinstance(data, bytes):
-                data = text
+                # Slack's markup is ASCII: undo it on the bytes (latin-1 maps 1:1), so each
+                # MIME part is still decoded by its own charset, not by a guess for the whole.
+                data = unslack(data.decode("latin-1")).encode("latin-1")
         if isinstance(data, str):
             data = unslack(data) if data is not text else text
         if looks_like_message(text):

@@ -9,7 +9,16 @@ from knowledge.bounce import BounceKnowledge
 from .fact import Fact
 from .logs import parse_log_lines
 from .notice import DsnBlock, Notice, parse_field_blocks
-from .scan import ADDR_RE, HumanText, fill_from_text, is_error_text, valid_ip
+from .scan import (
+    ADDR_RE,
+    WHOLE_MASK_RE,
+    HumanText,
+    clean_addr,
+    fill_from_text,
+    is_error_text,
+    is_masked_address,
+    valid_ip,
+)
 from .smtp import LINE_PREFIX_RE, find_reply, find_status, join_reply_lines, squeeze
 from .textin import clean_lines
 
@@ -80,11 +89,19 @@ def _has_code(text: str) -> bool:
 
 def _named_address(text: str, exclude: set[str]) -> str | None:
     for m in ADDR_RE.finditer(text[:4000]):
-        addr = m.group(1).strip(".'").lower()
+        addr = clean_addr(m.group(1)).lower()
         if addr in exclude or addr.split("@")[0] in _ROBOT_LOCALPARTS:
             continue
         return addr
     return None
+
+
+def _failed_recipients(n: Notice) -> list[str]:
+    """X-Failed-Recipients (Exim, Google), masked entries ("<...>", "(redacted)") included."""
+    value = n.header("x-failed-recipients")
+    found = header_addrs(value)
+    found = found or [m.group(0).lower() for m in WHOLE_MASK_RE.finditer(value)]
+    return found or ([value.strip()] if value.strip() and is_masked_address(value.strip()) else [])
 
 
 def header_addrs(value: str) -> list[str]:
@@ -158,7 +175,7 @@ class Extractor:
                     fact.remote_ip = ip
                 elif host:
                     hm = re.match(
-                        r"^([A-Za-z0-9.\-]{1,255})(?:\s{0,3}[\[(]([0-9A-Fa-f:.]{2,45})[\])])?", host
+                        r"^([A-Za-z0-9*×.\-]{1,255})(?:\s{0,3}[\[(]([0-9A-Fa-f:.]{2,45})[\])])?", host
                     )
                     if hm:
                         fact.remote_host = hm.group(1).lower().rstrip(".")
@@ -273,7 +290,7 @@ class Extractor:
         blocks, pre = self.ht.blocks(text, exclude)
         facts: list[Fact] = []
         whole_delayed = self.delayed(n, text)
-        failed = header_addrs(n.header("x-failed-recipients"))
+        failed = _failed_recipients(n)
         if failed and not any(a in failed for a, _ in blocks):
             # Exim and Google name the failed recipients in a header: trust it over the text.
             body = squeeze(pre + " " + " ".join(d for _, d in blocks))[:4000]
@@ -282,7 +299,7 @@ class Extractor:
             if not pre or not is_error_text(pre):
                 return []
             rcpt = None
-            failed = header_addrs(n.header("x-failed-recipients"))
+            failed = _failed_recipients(n)
             orig_to = header_addrs(n.original.get("to", ""))
             if failed:
                 rcpt = failed[0]

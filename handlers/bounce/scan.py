@@ -57,7 +57,7 @@ def is_masked_address(addr: str | None) -> bool:
     )
 # host[ip] (Postfix), host [ip] (Exim, DragonFly), host (ip), "remote host ip said"
 HOST_IP_RE = re.compile(
-    r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9\-]{0,62}(?:\.[A-Za-z0-9\-]{1,63}){1,10})\.?\s{0,2}[\[(]((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3}|(?:[0-9A-Fa-f]{0,4}:){1,7}[0-9A-Fa-f.:*×]{0,30}[*×][0-9A-Fa-f.:*×]{0,30}|[0-9xX*×]{1,3}(?:\.[0-9xX*×]{1,3}){3}|IP|ip|\$\(_ipsrc\)|redacted)[\])]"
+    r"(?<![\w.-])((?:[A-Za-z0-9][A-Za-z0-9\-]{0,62}|[A-Za-z0-9\-]{0,20}[*×]{1,8})(?:\.[A-Za-z0-9\-]{1,63}){1,10})\.?\s{0,2}[\[(]((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3}|(?:[0-9A-Fa-f]{0,4}:){1,7}[0-9A-Fa-f.:*×]{0,30}[*×][0-9A-Fa-f.:*×]{0,30}|[0-9xX*×]{1,3}(?:\.[0-9xX*×]{1,3}){3}|IP|ip|\$\(_ipsrc\)|redacted)[\])]"
 )
 # An IP address someone masked: "[2400:8500:1302:3134:157:7:***:***]", "[192.0.2.***]",
 # "*.*.*.*", "x.x.x.x", "[IP]", "$(_ipsrc)". It names no address to look up, but a
@@ -68,7 +68,7 @@ MASKED_IP_RE = re.compile(
 )
 REMOTE_IP_ONLY_RE = re.compile(r"remote host \[?(\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]{3,45})\]? said")
 TALKING_TO_RE = re.compile(
-    r"(?:while talking to|talking to|connect(?:ed|ion)? to) ([A-Za-z0-9][A-Za-z0-9\-.]{1,253}[A-Za-z0-9])\.?[:.]?(?:\s|$)"
+    r"(?:while talking to|talking to|connect(?:ed|ion)? to) ([A-Za-z0-9*×][A-Za-z0-9*×\-.]{1,253}[A-Za-z0-9])\.?[:.]?(?:\s|$)"
 )
 BRACKET_IP_RE = re.compile(r"\[((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3})\]")
 BARE_IP_RE = re.compile(
@@ -300,7 +300,7 @@ def fill_from_text(fact: Fact, text: str) -> None:
         fact.reply_code = find_reply(reply_text, fact.status) or find_reply(text, fact.status)
     if not fact.remote_host:
         m = HOST_IP_RE.search(text)
-        if m and "." in m.group(1) and not m.group(1)[0].isdigit():
+        if m and "." in m.group(1) and not m.group(1)[0].isdigit() and "@" not in text[max(0, m.start() - 1) : m.start()]:
             fact.remote_host = m.group(1).lower().rstrip(".")
             fact.remote_ip = fact.remote_ip or valid_ip(m.group(2))
         else:

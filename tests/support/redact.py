@@ -24,6 +24,7 @@ ADDRESS_MASKS = ["<...>", "(redacted)", "***", "xxx@xxx", "<email>", "[email]", 
 DOMAIN_MASKS = ["EXAMPLE.jp", "example.com", "xxx.xx", "***.jp", "domain.tld"]
 IPV4_MASKS = ["*.*.*.*", "x.x.x.x", "[IP]", "xxx.xxx.xxx.xxx", "$(_ipsrc)", "***.***.***.***", "IP"]
 
+_ROBOTS = {b"mailer-daemon", b"postmaster", b"mailer_daemon", b"noreply", b"no-reply", b"bounce", b"bounces"}
 _ADDR = re.compile(
     rb"(?<![\w.+\-=])([A-Za-z0-9_][A-Za-z0-9._%+\-=']{0,63})@([A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.){1,8}[A-Za-z]{2,24})(?![\w-])"
 )
@@ -93,6 +94,7 @@ class Redactor:
         ipv6: bool = True,
         hosts: bool = False,
         log_to_empty: bool = False,
+        own_domain: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.local = local
@@ -102,6 +104,7 @@ class Redactor:
         self.ipv6 = ipv6
         self.hosts = hosts
         self.log_to_empty = log_to_empty
+        self.own_domain = own_domain
         # One address or IP is masked the same way wherever it appears, as a search and
         # replace in an editor does.
         self._seen: dict[bytes, bytes] = {}
@@ -117,6 +120,8 @@ class Redactor:
 
     def _addr(self, m: re.Match[bytes]) -> bytes:
         local, domain = m.group(1), m.group(2)
+        if local.lower() in _ROBOTS:
+            return m.group(0)  # MAILER-DAEMON@ names no person: nobody hides it
         if self.rng.random() < self.whole_address:
             return self._pick(ADDRESS_MASKS)
         if self.rng.random() < self.domain:
@@ -157,7 +162,20 @@ class Redactor:
 
     def __call__(self, data: bytes) -> bytes:
         self._seen = {}
+        if self.own_domain:
+            data = self._hide_own_domain(data)
         return _outside_base64(data, self.line)
+
+    def _hide_own_domain(self, data: bytes) -> bytes:
+        """The sender's own domain (the notice's To:) replaced everywhere, hosts included,
+        by one stand-in ("EXAMPLE.jp"), as an admin hides their company before pasting."""
+        m = re.search(rb"(?im)^to:[^\n]{0,200}?@([A-Za-z0-9.\-]{3,100}\.[A-Za-z]{2,24})", data)
+        if not m:
+            return data
+        own = re.escape(m.group(1))
+        mask = self._pick(DOMAIN_MASKS)
+        rx = re.compile(rb"(?i)(?<![\w\-])" + own + rb"(?![\w\-])")
+        return _outside_base64(data, lambda line: rx.sub(mask, line))
 
 
 def styles(seed: int = 12) -> dict[str, Redactor]:
@@ -165,7 +183,7 @@ def styles(seed: int = 12) -> dict[str, Redactor]:
     return {
         "local-parts": Redactor(seed, local=True),
         "addresses-and-hosts": Redactor(seed + 1, whole_address=0.5, hosts=True),
-        "own-domain": Redactor(seed + 2, domain=0.5, hosts=True, log_to_empty=True),
+        "own-domain": Redactor(seed + 2, own_domain=True, hosts=True, log_to_empty=True),
         "everything": Redactor(seed + 3, whole_address=0.3, domain=0.3, hosts=True, log_to_empty=True),
     }
 
