@@ -317,6 +317,8 @@ class Explanations(_Strict):
     not_a_bounce: ReasonText
     truncated: ReasonText
     delays: ReasonText
+    recipient_masked: ReasonText
+    sender_ipv6: ReasonText
 
     @field_validator("reasons")
     @classmethod
