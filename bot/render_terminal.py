@@ -133,7 +133,8 @@ def _render_bounce(con: Any, b: dict[str, Any], lab: dict[str, str]) -> None:
 
     # SPEC: people read "soft" as "temporary", so the terminal says permanent/temporary;
     # `hard` (the address is dead) is said in words of its own.
-    perm = {True: lab["permanent"], False: lab["temporary"]}.get(b.get("permanent"), "")
+    permanent = b.get("permanent")
+    perm = "" if permanent is None else lab["permanent" if permanent else "temporary"]
     marks = ", ".join(x for x in (perm, lab["address_dead"] if b.get("hard") else "") if x)
     who = b.get("recipient") or lab["recipient_masked" if b.get("recipient_masked") else "recipient_unknown"]
     head = (f"\n[bold]{escape(str(who))}[/bold]  "
