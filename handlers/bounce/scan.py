@@ -252,6 +252,26 @@ _CODE_START = re.compile(r"(?<![\w.\-/#=:])[245][0-5]\d(?:[ -][245]\.\d{1,3}\.\d
 _LEAD_END = (":", ">", "said", "]", "...", "。", "：")
 
 
+# What notices put before the words of a recipient's error: the address itself (a Sendmail
+# or Gmail recipient line, "kijitora@example.jp"), transcript arrows, and separator lines
+# ("----- Transcript of session follows -----", "-------server message").
+_LEAD = re.compile(
+    r"(?:\s{0,4}(?:>{2,3}|<{2,3})?\s{0,4}<?(?:[^\s<>@]{1,64}@[^\s<>]{1,255}|\.{3}|\*{3})>?(?:\.{3}|:)?(?=\s)"
+    r"|\s{0,4}-{3,}[ A-Za-z]{0,50}?(?:-{3,}|(?=\s[245]\d\d[ -])))"
+)
+
+
+def _strip_lead(text: str) -> str:
+    pos = 0
+    for _ in range(6):
+        m = _LEAD.match(text, pos)
+        if not m or m.end() == pos:
+            break
+        pos = m.end()
+    rest = text[pos:].lstrip()
+    return rest if len(rest) >= 8 else text
+
+
 def remote_words(text: str) -> str:
     """The remote server's own words of a diagnostic, without the notice's wording around them.
 
@@ -260,6 +280,7 @@ def remote_words(text: str) -> str:
     to end of DATA command)") stays: it says when the server answered. A text with no
     reply code is the reporting MTA's own verdict and is kept whole.
     """
+    text = _strip_lead(text)
     part = reply_part(text)
     m = _CODE_START.search(part[:400])
     if m and m.start() > 0:
