@@ -14,7 +14,8 @@ _MAX_SCAN = 200_000  # characters looked at by the detector
 # Each pattern is anchored to a line start and uses bounded quantifiers (linear time).
 _PATTERNS = [
     # SMTP reply with a 4xx/5xx code, optional enhanced status: "550-5.7.1 ...", "550 5.1.1 ...", "451 ..."
-    re.compile(r"(?m)^[ \t>]{0,8}[45][0-5]\d[ -](?:[45]\.\d{1,3}\.\d{1,3}[ \t]|[A-Za-z<\[(#])"),
+    # (also a transcript's server line "<<< 550 ...")
+    re.compile(r"(?m)^[ \t>]{0,8}(?:<<< ?)?[45][0-5]\d[ -](?:[45]\.\d{1,3}\.\d{1,3}[ \t]|[A-Za-z<\[(#])"),
     # DSN fields
     re.compile(
         r"(?im)^(?:final-recipient|original-recipient|diagnostic-code|reporting-mta|remote-mta)[ \t]{0,4}:"
@@ -25,7 +26,7 @@ _PATTERNS = [
         r"(?m)\bto=(?:<[^>\n]{0,320}>|[^,\s<>]{0,320}),.{0,400}?\bstatus=(?:sent|deferred|bounced|expired|undeliverable)"
     ),
     re.compile(r"(?m)\bfrom=<[^>\n]{0,320}>,[ \t]{0,4}status=(?:expired|force-expired)"),
-    re.compile(r"(?m)\bto=[^,\n]{1,320},.{0,600}?\bstat=(?:Sent|Deferred|[A-Z][a-z])"),
+    re.compile(r"(?m)\bto=[^,\n]{0,320},.{0,600}?\bstat=(?:Sent|Deferred|[A-Z][a-z])"),
     # Exim main log: "<id> ** addr" / "== addr" / "=> addr"
     re.compile(r"(?m)\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?:\*\*|==|=>) \S"),
 ]
@@ -53,6 +54,10 @@ _PHRASES = (
     "message could not be delivered",
     "returned mail: ",
     "failure notice",
+    "was not delivered to",  # Domino, Exchange
+    "remote server returned '",  # Exchange: "Remote Server returned '550 5.1.1 ...'"
+    "the following address(es) failed",
+    "i wasn't able to deliver your message",  # qmail-send
 )
 
 

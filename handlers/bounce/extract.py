@@ -134,6 +134,10 @@ class Extractor:
             m in low for m in self.formats.expired_markers
         )
 
+    def _intro(self, text: str) -> bool:
+        low = text[:20000].lower()
+        return any(p in low for p in self.formats.recipient_intro)
+
     def _phrase_reason(self, text: str) -> str:
         low = text.lower()
         for reason, phrases in self.formats.reasons_by_phrase.items():
@@ -325,9 +329,14 @@ class Extractor:
             fill_from_text(fact, diag)
             if fact.reply_code is not None:
                 fact.diag_type = "SMTP"
+            verdict = self._phrase_reason(diag) if not fact.reply_code else ""
             if require_code and not (fact.status or fact.reply_code):
-                continue
-            fact.reason = self._phrase_reason(diag) if not fact.reply_code else ""
+                # A pasted notice with no code at all ("retry timeout exceeded", Domino's "not
+                # listed in Domino Directory") still counts when it lists the recipient as
+                # failed and the MTA's own words name the reason.
+                if not (verdict and addr and self._intro(text)):
+                    continue
+            fact.reason = verdict
             if fact.reason:
                 fact.extra["mta_verdict"] = True  # the MTA's own words, not a remote reply
             if whole_delayed:
@@ -338,14 +347,27 @@ class Extractor:
     def from_reply_lines(self, text: str) -> list[Fact]:
         """A bare (multi-line) SMTP reply, perhaps with enhanced codes, no recipient."""
         lines = [ln for ln in clean_lines(text) if ln.strip()]
-        reply_lines = [ln for ln in lines if LINE_PREFIX_RE.match(ln)]
+        reply_lines: list[str] = []
+        other: list[str] = []
+        after_reply = False
+        for ln in lines:
+            if LINE_PREFIX_RE.match(ln):
+                reply_lines.append(ln)
+                after_reply = True
+            elif after_reply and ln[:1] in (" ", "\t"):
+                # An indented line right after a reply line: the reply wrapped by a mail
+                # client or chat window ("550-5.7.25 ... does not have a\n    PTR record").
+                reply_lines[-1] = reply_lines[-1] + " " + ln.strip()
+            else:
+                other.append(ln)
+                after_reply = False
         if not reply_lines:
             return []
         joined = join_reply_lines(reply_lines)
         fact = Fact(source="smtp-reply", diag_type="SMTP")
         fact.command = self.ht.command(text)
         fill_from_text(fact, joined)
-        rest = squeeze(" ".join(ln for ln in lines if ln not in reply_lines))
+        rest = squeeze(" ".join(other))
         m = ADDR_RE.search(joined) or ADDR_RE.search(rest)
         if m:
             fact.recipient = m.group(1)

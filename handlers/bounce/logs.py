@@ -24,7 +24,7 @@ _EXIM = re.compile(
     r"(?P<id>[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) (?P<flag>\*\*|==|=>|->) (?P<addr>\S{1,400})(?P<rest>.{0,6000})$"
 )
 _SENDMAIL = re.compile(
-    r"(?:sendmail|sm-mta|sm-msp-queue)\[\d{1,10}\]:\s+(?P<qid>[0-9A-Za-z]{6,24}):\s+to=(?P<to>[^,\n]{1,1000}),(?P<rest>.{0,6000}stat=.{0,4000})$"
+    r"(?:sendmail|sm-mta|sm-msp-queue)\[\d{1,10}\]:\s+(?P<qid>[0-9A-Za-z*×.]{3,24}):\s+to=(?P<to>[^,\n]{0,1000}),(?P<rest>.{0,6000}stat=.{0,4000})$"
 )
 _KV = re.compile(r"(?:^|,\s)([a-z_]{2,12})=")
 # relay=host[ip]:port; the ip may be masked ("[*.*.*.*]", "[IP]", "[$(_ipsrc)]").
@@ -158,9 +158,10 @@ def _exim(m: re.Match[str], ht: HumanText) -> Fact:
 def _sendmail(m: re.Match[str], ht: HumanText) -> Fact:
     kv = _split_kv("to=x, " + m.group("rest").lstrip(", "), "stat")
     stat = kv.get("stat", "")
-    fact = Fact(
-        source="sendmail-log", recipient=m.group("to").strip().strip("<>"), extra={"queue_id": m.group("qid")}
-    )
+    to = m.group("to").strip()
+    fact = Fact(source="sendmail-log", recipient=to.strip("<>") or None, extra={"queue_id": m.group("qid")})
+    if not to or WHOLE_MASK_RE.fullmatch(to) or is_masked_address(to.strip("<>")):
+        fact.extra["recipient_masked"] = True
     relay = kv.get("relay", "")
     rm = _RELAY.match(relay) if relay else None
     if rm:

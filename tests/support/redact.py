@@ -123,7 +123,10 @@ class Redactor:
         if local.lower() in _ROBOTS:
             return m.group(0)  # MAILER-DAEMON@ names no person: nobody hides it
         if self.rng.random() < self.whole_address:
-            return self._pick(ADDRESS_MASKS)
+            # Different recipients get different masks while any are left: identical
+            # masks make two recipients one, and no reader could tell them apart either.
+            free = [x for x in ADDRESS_MASKS if x.encode("utf-8") not in self._seen.values()]
+            return self._pick(free or ADDRESS_MASKS)
         if self.rng.random() < self.domain:
             domain = self._pick(DOMAIN_MASKS)
         if self.local:
@@ -208,9 +211,10 @@ def rewrap(data: bytes, width: int = 60) -> bytes:
     out = []
     for line in data.split(b"\n"):
         while len(line) > width:
-            cut = line.rfind(b" ", 0, width)
-            if cut <= 0:
-                break
+            margin = len(line) - len(line.lstrip(b" "))
+            cut = line.rfind(b" ", margin + 1, width)
+            if cut <= margin:
+                break  # one long word (a URL): left as it is
             out.append(line[:cut])
             line = b"    " + line[cut + 1 :]
         out.append(line)
