@@ -31,6 +31,7 @@ WHOLE_MASK_RE = re.compile(
     r"(?i)<(?:\.{3}|…|\*{2,20}|×{2,20}|x{3,20}|redacted|email|masked|removed|hidden)>"
     r"|[\[(](?:redacted|email|masked|removed|hidden|email address)[\])]"
 )
+_MASK_HINTS = ("...", "…", "**", "××", "xxx", "redacted", "email", "masked", "removed", "hidden")
 _MASKED_LOCAL_RE = re.compile(r"^(?:[*×#?.…]{1,20}|x{3,20}|redacted|masked|hidden)$", re.IGNORECASE)
 
 
@@ -168,8 +169,12 @@ class HumanText:
             low = line.lower()
             if any(p in low for p in self.f.recipient_intro):
                 intro_until = i + 3
-            found = [(m.start(), m.end(), clean_addr(m.group(1)).lower()) for m in ADDR_RE.finditer(line)]
-            if "<" in line or "(" in line or "[" in line:
+            found = (
+                [(m.start(), m.end(), clean_addr(m.group(1)).lower()) for m in ADDR_RE.finditer(line)]
+                if "@" in line
+                else []
+            )
+            if ("<" in line or "(" in line or "[" in line) and any(w in low for w in _MASK_HINTS):
                 found += [(m.start(), m.end(), m.group(0).lower()) for m in WHOLE_MASK_RE.finditer(line)]
                 found.sort()
             for m_start, m_end, addr in found:
