@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from handlers.bounce import analyse_bounce, looks_like_bounce
-from tests.support.redact import Redactor, indent, rewrap, slack_escape
+from tests.support.redact import Redactor, indent, rewrap, slack_escape, styles
 
 FRAGMENTS: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).resolve().parent / "fixtures" / "bounce_fragments.yaml").read_text(encoding="utf-8")
@@ -57,3 +57,24 @@ def test_fragment_masked_escaped_and_rewrapped(fr: dict[str, Any]) -> None:
     _check(fr, indent(raw))
     if "\n" in fr["text"].strip():  # a notice: a chat window re-wraps its lines
         _check(fr, rewrap(raw))
+
+
+# --- whole Postfix 3.x DSNs (bounce(8) templates: failed, delayed, queue give-up) -------------
+POSTFIX3 = Path(__file__).resolve().parent / "bounce_samples" / "postfix3"
+DSNS = {
+    "local_full.eml": ("mailboxfull", "5.2.2", True, "failed"),
+    "hostnotfound.eml": ("hostunknown", "5.4.4", True, "failed"),
+    "expired.eml": ("expired", "4.4.1", False, "failed"),
+    "delayed.eml": ("expired", "4.4.1", False, "delayed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DSNS))
+@pytest.mark.parametrize("style", ["plain", *sorted(styles())])
+def test_postfix3_dsn_plain_and_masked(name: str, style: str) -> None:
+    data = (POSTFIX3 / name).read_bytes()
+    if style != "plain":
+        data = styles()[style](data)
+    (b,) = analyse_bounce(data).bounces
+    assert (b.reason, b.status, b.permanent, b.action) == DSNS[name]
+    assert b.reply_code is None  # the MTA's own verdict: no remote server answered
