@@ -27,6 +27,11 @@ _PATTERNS = [
     ),
     re.compile(r"(?m)\bfrom=<[^>\n]{0,320}>,[ \t]{0,4}status=(?:expired|force-expired)"),
     re.compile(r"(?m)\bto=[^,\n]{0,320},.{0,600}?\bstat=(?:Sent|Deferred|[A-Z][a-z])"),
+    # bounce(8)'s recipient line pasted alone: "<rcpt>: connect to ...", "<rcpt>: host ... said:"
+    re.compile(
+        r"(?im)^[ \t]{0,8}<[^<>\s]{1,320}>:[ \t](?:connect to |host |host or domain name not found|"
+        r"delivery temporarily suspended|tls is required|cannot update mailbox|unknown user|mail for \S{1,255} loops back)"
+    ),
     # Exim main log: "<id> ** addr" / "== addr" / "=> addr"
     re.compile(r"(?m)\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?:\*\*|==|=>) \S"),
 ]

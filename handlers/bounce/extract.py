@@ -26,6 +26,9 @@ from .textin import clean_lines
 # r"<?([^<>;\s]{1,320}@[^<>;\s]{1,255})>?\s*$": quadratic-times-320x255 backtracking
 # on a long run of "@" (issue 8 regex review); _addr_at_end() computes the same match in linear time.
 _FIELD_DELIMS = re.compile(r"[<>;\s]")
+# bounce(8)'s per-recipient line, as pasted from a notice: "<rcpt>: text" or "<rcpt> (expanded
+# from <alias>): text".
+_POSTFIX_RCPT_LINE = re.compile(r"<[^<>\s]{1,320}>(?: \(expanded from <[^<>\s]{1,320}>\))?: \S")
 _AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-apple-action")
 
 
@@ -137,6 +140,14 @@ class Extractor:
     def _intro(self, text: str) -> bool:
         low = text[:20000].lower()
         return any(p in low for p in self.formats.recipient_intro)
+
+    def _rule_reason(self, text: str) -> str:
+        """The first fallback phrase rule (knowledge/bounce/text_rules.yaml) the text matches."""
+        low = text.lower()
+        found = next((r for r in self.kb.text_rules.order.fallback if self.kb.text_rules.match(r, low)), "")
+        return found or next(
+            (r for r, words in self.formats.codeless_reasons.items() if any(w in low for w in words)), ""
+        )
 
     def _phrase_reason(self, text: str) -> str:
         low = text.lower()
@@ -334,8 +345,12 @@ class Extractor:
                 # A pasted notice with no code at all ("retry timeout exceeded", Domino's "not
                 # listed in Domino Directory") still counts when it lists the recipient as
                 # failed and the MTA's own words name the reason.
-                if not (verdict and addr and self._intro(text)):
+                # Postfix's own recipient line ("<rcpt>: connect to ...: Connection refused")
+                # counts the same way when a phrase rule names the reason.
+                said = verdict or (self._rule_reason(diag) if _POSTFIX_RCPT_LINE.match(text.lstrip()) else "")
+                if not (said and addr and (self._intro(text) or _POSTFIX_RCPT_LINE.match(text.lstrip()))):
                     continue
+                verdict = said
             fact.reason = verdict
             if fact.reason:
                 fact.extra["mta_verdict"] = True  # the MTA's own words, not a remote reply
