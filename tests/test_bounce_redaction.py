@@ -152,3 +152,14 @@ def test_the_redactor_masks_consistently_and_leaves_mailer_daemon_alone() -> Non
     assert b"a@example.jp" not in out and b"192.0.2.1" not in out
     masked = out.split(b"\n")[1][4:]
     assert out.count(masked) == 3  # the same address is masked the same way everywhere
+
+
+def test_a_masked_sender_domain_is_never_looked_up() -> None:
+    from handlers.model import BounceRecord, Report
+
+    report = Report(kind="bounce", subject="x")
+    report.bounces = [
+        BounceRecord(reason="userunknown", sender="alice@***", extra={"original_sender": "xxx@xxx"}),
+        BounceRecord(reason="userunknown", sender="alice@example.jp"),
+    ]
+    assert extract_followup_targets(report)["sender_domains"] == ["example.jp"]

@@ -101,7 +101,7 @@ def extract_followup_targets(report: Report) -> dict[str, list[str]]:
                 ips.append(ip)
         if b.sender and "@" in b.sender:
             d = b.sender.rpartition("@")[2].lower().strip(">")
-            if d and d not in domains:
+            if _DOMAIN.fullmatch(d) and d not in domains:  # "***" or "xxx" is a mask, not a name
                 domains.append(d)
         for d in _blamed_domains(b.diagnostic):
             if d not in domains:
@@ -110,11 +110,12 @@ def extract_followup_targets(report: Report) -> dict[str, list[str]]:
             v = b.extra.get(key)
             if isinstance(v, str) and v:
                 d = v.rpartition("@")[2].lower()
-                if d and d not in domains:
+                if _DOMAIN.fullmatch(d) and d not in domains:
                     domains.append(d)
     return {"sender_ips": ips, "sender_domains": domains}
 
 
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?\.){1,10}[a-z]{2,24}")
 _BLAME = re.compile(
     r"(?i)(?:email from|mail from domain|sending domain|from domain|the domain|spf record of|dmarc policy of|domain of sender address)\s{1,3}\[?<?([A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.){1,8}[A-Za-z]{2,24})"
 )
