@@ -72,6 +72,7 @@ L10N: dict[str, dict[str, str]] = {
         "bounces": "Bounces",
         "recipient": "Recipient", "status": "Status", "reason": "Reason", "provider": "Provider",
         "permanent": "permanent failure", "temporary": "temporary failure", "address_dead": "address dead",
+        "recipient_masked": "(recipient masked)",
         "remote": "Rejected by", "sender_ip": "Sending IP",
         "spf_result": "SPF result",
         "recheck": "Re-check", "details": "Details", "switch": "日本語",
@@ -97,6 +98,7 @@ L10N: dict[str, dict[str, str]] = {
         "bounces": "バウンス",
         "recipient": "宛先", "status": "ステータス", "reason": "理由", "provider": "受信側",
         "permanent": "恒久的エラー", "temporary": "一時的エラー", "address_dead": "宛先アドレスは無効",
+        "recipient_masked": "（宛先は伏せ字）",
         "remote": "拒否したホスト", "sender_ip": "送信 IP",
         "spf_result": "SPF 結果",
         "recheck": "再チェック", "details": "詳細", "switch": "English",
@@ -288,7 +290,8 @@ def _bounce_item(b: BounceRecord, lang: str, seen: set[str], *, detailed: bool) 
     icon = ICONS["critical"] if (b.hard or b.permanent) else ICONS["warning"]
     if b.reason == "delivered":
         icon = ICONS["ok"]
-    head = f"{icon} *{escape_slack(b.recipient or '?')}* — {t(lang, 'reason')}: *{escape_slack(b.reason)}*"
+    who = b.recipient or (t(lang, "recipient_masked") if b.extra.get("recipient_masked") else "?")
+    head = f"{icon} *{escape_slack(who)}* — {t(lang, 'reason')}: *{escape_slack(b.reason)}*"
     bits = []
     if b.status or b.reply_code:
         bits.append(f"{t(lang, 'status')}: `{escape_slack(' '.join(str(x) for x in (b.reply_code, b.status) if x))}`")

@@ -130,7 +130,7 @@ from tests.test_slack_app import block_text, harness, paste_event  # noqa: E402,
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        (CASE1, ("delivered", "microsoft", "2.0.0", "SNDS")),
+        (CASE1, ("delivered", "microsoft", "2.0.0", "SNDS", "(recipient masked)")),
         (CASE2, ("norelaying", "google", "5.7.1", "550", "permanent failure", "IPv6")),
     ],
     ids=["case1", "case2"],
