@@ -163,3 +163,36 @@ def test_a_masked_sender_domain_is_never_looked_up() -> None:
         BounceRecord(reason="userunknown", sender="alice@example.jp"),
     ]
     assert extract_followup_targets(report)["sender_domains"] == ["example.jp"]
+
+
+# --- the diagnostic is the remote server's words -------------------------------------------
+@needs_corpus
+def test_corpus_diagnostics_start_with_the_remote_reply() -> None:
+    """Where a remote server answered, the diagnostic starts with its reply, not with the
+    notice's wording ("<rcpt>: host ... said:", "----- Transcript of session follows -----")."""
+    import re
+
+    labels = [json.loads(x) for x in (CORPUS / "labels.jsonl").read_text().splitlines() if x.strip()]
+    coded = starts = 0
+    for lab in labels:
+        for b in analyse_bounce((CORPUS / lab["file"]).read_bytes()).bounces:
+            if b.reply_code is None:
+                continue
+            coded += 1
+            ok = bool(re.match(r"[245]\d\d", b.diagnostic))
+            starts += ok
+            if lab["module"] in ("Postfix", "Sendmail", "Exim", "qmail"):
+                assert ok, (lab["file"], b.diagnostic[:120])
+    assert starts / coded >= 0.95, (starts, coded)
+
+
+def test_a_transcript_after_the_reply_does_not_move_its_start() -> None:
+    text = (
+        "   ----- The following addresses had permanent fatal errors -----\n<bob@example.org>\n"
+        "    (reason: 554 5.7.1 Service unavailable)\n\n   ----- Transcript of session follows -----\n"
+        "... while talking to mx.example.org.:\n>>> DATA\n<<< 554-5.7.1 The message was rejected because it contains\n"
+        "<<< 554-5.7.1 prohibited virus or spam content\n<<< 554 5.7.1 Service unavailable\n554 5.0.0 Service unavailable\n"
+    )
+    (b,) = analyse_bounce(text).bounces
+    assert b.diagnostic.startswith("554 5.7.1 The message was rejected because it contains prohibited virus")
+    assert (b.reason, b.status, b.reply_code) == ("virusdetected", "5.7.1", 554)

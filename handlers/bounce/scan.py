@@ -286,6 +286,8 @@ def remote_words(text: str) -> str:
     reply code is the reporting MTA's own verdict and is kept whole.
     """
     text = _strip_lead(text)
+    if _CODE_START.match(text):
+        return text  # already the reply; a transcript quoted later in it is not the start
     part = reply_part(text)
     m = _CODE_START.search(part[:400])
     if m and m.start() > 0:
