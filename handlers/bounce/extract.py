@@ -347,8 +347,9 @@ class Extractor:
                 # failed and the MTA's own words name the reason.
                 # Postfix's own recipient line ("<rcpt>: connect to ...: Connection refused")
                 # counts the same way when a phrase rule names the reason.
-                said = verdict or (self._rule_reason(diag) if _POSTFIX_RCPT_LINE.match(text.lstrip()) else "")
-                if not (said and addr and (self._intro(text) or _POSTFIX_RCPT_LINE.match(text.lstrip()))):
+                listed = self._intro(text) or bool(_POSTFIX_RCPT_LINE.match(text.lstrip()))
+                said = verdict or (self._rule_reason(diag) if listed else "")
+                if not (said and addr and listed):
                     continue
                 verdict = said
             fact.reason = verdict
