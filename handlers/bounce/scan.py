@@ -31,7 +31,7 @@ WHOLE_MASK_RE = re.compile(
     r"(?i)<(?:\.{3}|…|\*{2,20}|×{2,20}|x{3,20}|redacted|email|masked|removed|hidden)>"
     r"|[\[(](?:redacted|email|masked|removed|hidden|email address)[\])]"
 )
-_MASK_HINTS = ("...", "…", "**", "××", "xxx", "redacted", "email", "masked", "removed", "hidden")
+_MASK_HINT = re.compile(r"\.\.\.|…|\*\*|××|xxx|redacted|email|masked|removed|hidden")
 _MASKED_LOCAL_RE = re.compile(r"^(?:[*×#?.…]{1,20}|x{3,20}|redacted|masked|hidden)$", re.IGNORECASE)
 
 
@@ -174,7 +174,7 @@ class HumanText:
                 if "@" in line
                 else []
             )
-            if ("<" in line or "(" in line or "[" in line) and any(w in low for w in _MASK_HINTS):
+            if ("<" in line or "(" in line or "[" in line) and _MASK_HINT.search(low):
                 found += [(m.start(), m.end(), m.group(0).lower()) for m in WHOLE_MASK_RE.finditer(line)]
                 found.sort()
             for m_start, m_end, addr in found:
