@@ -121,6 +121,10 @@ def test_cli_text_says_permanent_or_temporary_not_hard_or_soft(lang: str) -> Non
     p1 = _cli(SAMPLES / "origin_case1.txt", "--lang", lang)
     assert ("(recipient masked)" if lang == "en" else "伏せ字") in p1.stdout
     assert "provider=microsoft" in p1.stdout
+    # The case's own notes (SNDS, the masked recipient) survive the CLI's localisation.
+    (rec,) = json.loads(_cli(SAMPLES / "origin_case1.txt", "--json", "--lang", lang).stdout)["bounces"]
+    assert "SNDS" in rec["explanation"]
+    assert ("masked" if lang == "en" else "伏せ字") in rec["explanation"]
 
 
 # --- as a Slack thread paste (the real app on loopback, tests/test_slack_app.py's harness) ----
