@@ -71,7 +71,8 @@ L10N: dict[str, dict[str, str]] = {
         "delist": "delisting",
         "bounces": "Bounces",
         "recipient": "Recipient", "status": "Status", "reason": "Reason", "provider": "Provider",
-        "hard": "hard bounce", "soft": "soft bounce",
+        "permanent": "permanent failure", "temporary": "temporary failure", "address_dead": "address dead",
+        "recipient_masked": "(recipient masked)",
         "remote": "Rejected by", "sender_ip": "Sending IP",
         "spf_result": "SPF result",
         "recheck": "Re-check", "details": "Details", "switch": "日本語",
@@ -96,7 +97,8 @@ L10N: dict[str, dict[str, str]] = {
         "delist": "掲載解除",
         "bounces": "バウンス",
         "recipient": "宛先", "status": "ステータス", "reason": "理由", "provider": "受信側",
-        "hard": "ハードバウンス", "soft": "ソフトバウンス",
+        "permanent": "恒久的エラー", "temporary": "一時的エラー", "address_dead": "宛先アドレスは無効",
+        "recipient_masked": "（宛先は伏せ字）",
         "remote": "拒否したホスト", "sender_ip": "送信 IP",
         "spf_result": "SPF 結果",
         "recheck": "再チェック", "details": "詳細", "switch": "English",
@@ -290,17 +292,20 @@ def _blocklist_items(report: Report, lang: str, *, detailed: bool) -> list[_Item
 
 def _bounce_item(b: BounceRecord, lang: str, seen: set[str], *, detailed: bool) -> _Item:
     # 'hard' = the address is dead; a permanent (5xx) refusal is just as red for the sender.
-    icon = ICONS["critical"] if (b.hard or b.extra.get("permanent")) else ICONS["warning"]
+    icon = ICONS["critical"] if (b.hard or b.permanent) else ICONS["warning"]
     if b.reason == "delivered":
         icon = ICONS["ok"]
-    head = f"{icon} *{escape_slack(b.recipient or '?')}* — {t(lang, 'reason')}: *{escape_slack(b.reason)}*"
+    who = b.recipient or (t(lang, "recipient_masked") if b.extra.get("recipient_masked") else "?")
+    head = f"{icon} *{escape_slack(who)}* — {t(lang, 'reason')}: *{escape_slack(b.reason)}*"
     bits = []
     if b.status or b.reply_code:
         bits.append(f"{t(lang, 'status')}: `{escape_slack(' '.join(str(x) for x in (b.reply_code, b.status) if x))}`")
     if b.provider:
         bits.append(f"{t(lang, 'provider')}: {escape_slack(b.provider)}")
-    if b.hard is not None:
-        bits.append(t(lang, "hard" if b.hard else "soft"))
+    if b.permanent is not None:  # SPEC: permanent/temporary, not hard/soft
+        bits.append(t(lang, "permanent" if b.permanent else "temporary"))
+    if b.hard:
+        bits.append(t(lang, "address_dead"))
     if b.remote_host or b.remote_ip:
         bits.append(f"{t(lang, 'remote')}: {escape_slack(' '.join(x for x in (b.remote_host, b.remote_ip) if x))}")
     if b.sender_ip:

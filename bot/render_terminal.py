@@ -24,9 +24,13 @@ GROUP_TITLES_JA = {
 }
 LABELS = {
     "en": {"fixes": "How to fix", "verify": "Check", "took": "took", "lists": "Blocklist lookups",
-           "listed": "LISTED", "unknown": "unknown", "clean": "clean", "no_findings": "Nothing to report."},
+           "listed": "LISTED", "unknown": "unknown", "clean": "clean", "no_findings": "Nothing to report.",
+           "permanent": "permanent", "temporary": "temporary", "address_dead": "address dead",
+           "recipient_masked": "(recipient masked)", "recipient_unknown": "(recipient unknown)"},
     "ja": {"fixes": "対処方法", "verify": "確認方法", "took": "所要時間", "lists": "ブロックリスト照会結果",
-           "listed": "掲載あり", "unknown": "不明", "clean": "掲載なし", "no_findings": "問題は見つかりませんでした。"},
+           "listed": "掲載あり", "unknown": "不明", "clean": "掲載なし", "no_findings": "問題は見つかりませんでした。",
+           "permanent": "恒久的エラー", "temporary": "一時的エラー", "address_dead": "宛先アドレスは無効",
+           "recipient_masked": "（宛先は伏せ字）", "recipient_unknown": "（宛先不明）"},
 }
 
 
@@ -49,7 +53,7 @@ def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
     if report.spf is not None:
         _render_spf(con, report.spf)
     for b in report.bounces:
-        _render_bounce(con, b.to_dict())
+        _render_bounce(con, b.to_dict(), LABELS["ja" if lang == "ja" else "en"])
     groups: dict[str, list[Finding]] = {}
     for f in report.sorted_findings():
         groups.setdefault(f.group, []).append(f)
@@ -130,15 +134,21 @@ def _render_tree(con: Any, node: dict[str, Any], depth: int = 0) -> None:
             _render_tree(con, child, depth + 1)
 
 
-def _render_bounce(con: Any, b: dict[str, Any]) -> None:
+def _render_bounce(con: Any, b: dict[str, Any], lab: dict[str, str]) -> None:
     from rich.markup import escape
 
-    hard = {True: "hard", False: "soft", None: "?"}[b.get("hard")]
-    head = (f"\n[bold]{escape(str(b.get('recipient') or '(recipient unknown)'))}[/bold]  "
-            f"reason=[bold]{b.get('reason')}[/bold] ({hard})  status={b.get('status')}  reply={b.get('reply_code')}"
+    # SPEC: people read "soft" as "temporary", so the terminal says permanent/temporary;
+    # `hard` (the address is dead) is said in words of its own.
+    permanent = b.get("permanent")
+    perm = "" if permanent is None else lab["permanent" if permanent else "temporary"]
+    marks = ", ".join(x for x in (perm, lab["address_dead"] if b.get("hard") else "") if x)
+    who = b.get("recipient") or lab["recipient_masked" if b.get("recipient_masked") else "recipient_unknown"]
+    head = (f"\n[bold]{escape(str(who))}[/bold]  "
+            f"reason=[bold]{b.get('reason')}[/bold]{f' ({marks})' if marks else ''}"
+            f"  status={b.get('status')}  reply={b.get('reply_code')}"
             f"  provider={b.get('provider') or '-'}")
     con.print(head, soft_wrap=True)
-    for key in ("remote_host", "remote_ip", "sender_ip"):
+    for key in ("remote_host", "remote_ip", "sender_ip", "sender_ip_masked"):
         if b.get(key):
             con.print(f"  {key}: {escape(str(b[key]))}")
     if b.get("diagnostic"):

@@ -97,7 +97,7 @@ def likely_causes(report: Report, live: list[Finding]) -> list[Finding]:
         out.append(
             finding(
                 "bounce.likely_cause",
-                "critical" if (b.hard or b.extra.get("permanent")) else "warning",
+                "critical" if (b.hard or b.permanent) else "warning",
                 f"Likely cause of the {b.reason} bounce for {who}: {top[0].title}",
                 "The live checks found: " + "; ".join(f.title for f in top) + ".",
                 evidence={"target": who, "value": b.reason, "codes": [f.code for f in top]},

@@ -33,6 +33,7 @@ def localized_copy(report: Report, lang: str) -> Report:
 def localize_report(report: Report, lang: str) -> Report:
     import knowledge
 
+    analysed_in = report.lang
     report.lang = lang
     if lang == "ja":
         _localize_list_meanings(report)  # before the findings that quote them
@@ -50,6 +51,8 @@ def localize_report(report: Report, lang: str) -> Report:
     if lang != "en":
         _localize_blocklist_rows(report, lang)
         for b in report.bounces:
+            if analysed_in == lang and b.explanation:
+                continue  # the engine already wrote it in this language, with the case's own notes
             info = knowledge.reason_info(b.reason)
             if info is not None:
                 b.explanation = info.explain.ja if lang == "ja" else info.explain.en

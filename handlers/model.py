@@ -100,7 +100,10 @@ class BounceRecord:
     reply_code: int | None = None
     reason: str = "undefined"
     provider: str | None = None
-    hard: bool | None = None
+    hard: bool | None = None  # Sisimai's meaning: the address itself is dead
+    # Was the refusal final? True for 5xx, False for 4xx / delayed, None when nothing says
+    # (and for mail that was not refused: delivered, auto-replies, feedback reports).
+    permanent: bool | None = None
     remote_host: str | None = None
     remote_ip: str | None = None
     sender_ip: str | None = None
@@ -122,6 +125,7 @@ class BounceRecord:
             "reason": self.reason,
             "provider": self.provider,
             "hard": self.hard,
+            "permanent": self.permanent,
             "remote_host": self.remote_host,
             "remote_ip": format_ip(self.remote_ip) if self.remote_ip else None,
             "sender_ip": format_ip(self.sender_ip) if self.sender_ip else None,

@@ -51,7 +51,7 @@ def test_origin_case_2_gmail_not_authorized_over_ipv6() -> None:
     # `hard` = the address is dead (Sisimai's hardbounce); this is a permanent failure of
     # the sending IP, not of the address.
     assert b.hard is False
-    assert b.extra["permanent"] is True
+    assert b.permanent is True
     for rid in (
         "provider.google.not_authorized",
         "ptr.set_reverse_dns",

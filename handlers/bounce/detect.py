@@ -14,16 +14,24 @@ _MAX_SCAN = 200_000  # characters looked at by the detector
 # Each pattern is anchored to a line start and uses bounded quantifiers (linear time).
 _PATTERNS = [
     # SMTP reply with a 4xx/5xx code, optional enhanced status: "550-5.7.1 ...", "550 5.1.1 ...", "451 ..."
-    re.compile(r"(?m)^[ \t>]{0,8}[45][0-5]\d[ -](?:[45]\.\d{1,3}\.\d{1,3}[ \t]|[A-Za-z<\[(#])"),
+    # (also a transcript's server line "<<< 550 ...")
+    re.compile(r"(?m)^[ \t>]{0,8}(?:<<< ?)?[45][0-5]\d[ -](?:[45]\.\d{1,3}\.\d{1,3}[ \t]|[A-Za-z<\[(#])"),
     # DSN fields
     re.compile(
         r"(?im)^(?:final-recipient|original-recipient|diagnostic-code|reporting-mta|remote-mta)[ \t]{0,4}:"
     ),
     re.compile(r"(?im)^status:[ \t]{0,4}[245]\.\d{1,3}\.\d{1,3}"),
     # Postfix / Sendmail log lines
-    re.compile(r"(?m)\bto=<[^>\n]{0,320}>,.{0,400}?\bstatus=(?:sent|deferred|bounced|expired|undeliverable)"),
+    re.compile(
+        r"(?m)\bto=(?:<[^>\n]{0,320}>|[^,\s<>]{0,320}),.{0,400}?\bstatus=(?:sent|deferred|bounced|expired|undeliverable)"
+    ),
     re.compile(r"(?m)\bfrom=<[^>\n]{0,320}>,[ \t]{0,4}status=(?:expired|force-expired)"),
-    re.compile(r"(?m)\bto=[^,\n]{1,320},.{0,600}?\bstat=(?:Sent|Deferred|[A-Z][a-z])"),
+    re.compile(r"(?m)\bto=[^,\n]{0,320},.{0,600}?\bstat=(?:Sent|Deferred|[A-Z][a-z])"),
+    # bounce(8)'s recipient line pasted alone: "<rcpt>: connect to ...", "<rcpt>: host ... said:"
+    re.compile(
+        r"(?im)^[ \t]{0,8}<[^<>\s]{1,320}>:[ \t](?:connect to |host |host or domain name not found|"
+        r"delivery temporarily suspended|tls is required|cannot update mailbox|unknown user|mail for \S{1,255} loops back)"
+    ),
     # Exim main log: "<id> ** addr" / "== addr" / "=> addr"
     re.compile(r"(?m)\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?:\*\*|==|=>) \S"),
 ]
@@ -51,6 +59,10 @@ _PHRASES = (
     "message could not be delivered",
     "returned mail: ",
     "failure notice",
+    "was not delivered to",  # Domino, Exchange
+    "remote server returned '",  # Exchange: "Remote Server returned '550 5.1.1 ...'"
+    "the following address(es) failed",
+    "i wasn't able to deliver your message",  # qmail-send
 )
 
 
@@ -89,7 +101,7 @@ def extract_followup_targets(report: Report) -> dict[str, list[str]]:
                 ips.append(ip)
         if b.sender and "@" in b.sender:
             d = b.sender.rpartition("@")[2].lower().strip(">")
-            if d and d not in domains:
+            if _DOMAIN.fullmatch(d) and d not in domains:  # "***" or "xxx" is a mask, not a name
                 domains.append(d)
         for d in _blamed_domains(b.diagnostic):
             if d not in domains:
@@ -98,11 +110,12 @@ def extract_followup_targets(report: Report) -> dict[str, list[str]]:
             v = b.extra.get(key)
             if isinstance(v, str) and v:
                 d = v.rpartition("@")[2].lower()
-                if d and d not in domains:
+                if _DOMAIN.fullmatch(d) and d not in domains:
                     domains.append(d)
     return {"sender_ips": ips, "sender_domains": domains}
 
 
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?\.){1,10}[a-z]{2,24}")
 _BLAME = re.compile(
     r"(?i)(?:email from|mail from domain|sending domain|from domain|the domain|spf record of|dmarc policy of|domain of sender address)\s{1,3}\[?<?([A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.){1,8}[A-Za-z]{2,24})"
 )

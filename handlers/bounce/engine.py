@@ -19,7 +19,7 @@ from .fact import Fact
 from .notice import Notice, looks_like_message, parse_message
 from .provider import detect, find_rule
 from .reason import ReasonFinder
-from .scan import reply_part, sender_ip_in
+from .scan import is_masked_address, remote_words, reply_part, sender_ip_in
 from .ses import ses_facts
 from .smtp import LINE_PREFIX_RE, find_reply, find_status, prefer_status, squeeze
 from .textin import cap, decode_bytes, human_size, unslack
@@ -58,7 +58,9 @@ class _Engine:
         if "&lt;" in text or "&gt;" in text or "<mailto:" in text or "|" in text:
             text = unslack(text)
             if isinstance(data, bytes):
-                data = text
+                # Slack's markup is ASCII: undo it on the bytes (latin-1 maps 1:1), so each
+                # MIME part is still decoded by its own charset, not by a guess for the whole.
+                data = unslack(data.decode("latin-1")).encode("latin-1")
         if isinstance(data, str):
             data = unslack(data) if data is not text else text
         if looks_like_message(text):
@@ -140,6 +142,8 @@ class _Engine:
             reason = str(f.extra["subject_verdict"])  # the text named nothing; the subject did
         if not f.sender_ip:
             f.sender_ip = sender_ip_in(reply_part(diag), f.remote_ip)
+        if is_masked_address(f.recipient):
+            f.extra["recipient_masked"] = True
         rec = BounceRecord(
             recipient=f.recipient,
             status=f.status,
@@ -150,17 +154,20 @@ class _Engine:
             remote_host=f.remote_host,
             remote_ip=f.remote_ip,
             sender_ip=f.sender_ip,
-            diagnostic=diag,
+            diagnostic=remote_words(diag),
             sender=f.sender,
             action=f.action or None,
             source=f.source,
-            extra={k: v for k, v in f.extra.items() if v is not None and k not in ("mta_verdict", "subject_verdict")},
+            extra={
+                k: v
+                for k, v in f.extra.items()
+                if v is not None and k not in ("mta_verdict", "subject_verdict", "permanent")
+            },
         )
         if f.command:
             rec.extra["smtp_command"] = f.command
-        permanent = _permanent(f)
-        if permanent is not None and reason not in self.kb.status.never_hard:
-            rec.extra["permanent"] = permanent
+        if reason not in self.kb.status.never_hard:
+            rec.permanent = _permanent(f)
         if rule is not None and rule.source:
             rec.extra["rule_source"] = rule.source
         rec.remediation = self.remediation(reason, provider, rule, f)
@@ -190,7 +197,9 @@ class _Engine:
                 ids += provider.spec.delivered_remediation
         elif provider is not None:
             ids += provider.spec.remediation
-        if reason in ("requireptr", "norelaying", "blocked") and _is_v6(f.sender_ip):
+        if reason in ("requireptr", "norelaying", "blocked") and (
+            _is_v6(f.sender_ip) or f.extra.get("sender_ip_version") == 6
+        ):
             ids += ["ptr.set_reverse_dns", "postfix.ipv4_only_smtp"]
         out: list[str] = []
         for i in ids:
@@ -216,6 +225,13 @@ class _Engine:
             )
         if rule is not None and rule.note:
             parts.append(rule.note_ja if lang == "ja" and rule.note_ja else rule.note)
+        if rec.extra.get("recipient_masked"):
+            parts.append(_say(ex.recipient_masked, lang))
+        v6 = rec.sender_ip if _is_v6(rec.sender_ip) else None
+        if v6 is None and rec.extra.get("sender_ip_version") == 6:
+            v6 = str(rec.extra.get("sender_ip_masked") or "")
+        if v6 and rec.reason not in ("delivered", "vacation", "feedback"):
+            parts.append(_say(ex.sender_ipv6, lang).format(ip=v6))
         if rec.reason == "delivered":
             note = ex.delivered_note
             parts.append((note.ja or note.en) if lang == "ja" else note.en)
@@ -240,6 +256,10 @@ class _Engine:
             )
             parts.append(_delays_hint(detail, lang))
         return " ".join(p for p in parts if p)
+
+
+def _say(text: Any, lang: str) -> str:
+    return str((text.ja or text.en) if lang == "ja" else text.en)
 
 
 def _delays_hint(d: dict[str, float], lang: str) -> str:
@@ -377,7 +397,7 @@ def analyse(data: bytes | str | None, lang: str = "en") -> Report:
 def _findings(report: Report, lang: str) -> None:
     for b in report.bounces:
         severity: Any = _SEVERITY.get(b.reason) or (
-            "critical" if (b.hard or b.extra.get("permanent")) else "warning"
+            "critical" if (b.hard or b.permanent) else "warning"
         )
         who = b.recipient or "recipient"
         title = f"{who}: {b.reason}" + (f" ({b.status})" if b.status else "")

@@ -9,7 +9,16 @@ from knowledge.bounce import BounceKnowledge
 from .fact import Fact
 from .logs import parse_log_lines
 from .notice import DsnBlock, Notice, parse_field_blocks
-from .scan import ADDR_RE, HumanText, fill_from_text, is_error_text, valid_ip
+from .scan import (
+    ADDR_RE,
+    WHOLE_MASK_RE,
+    HumanText,
+    clean_addr,
+    fill_from_text,
+    is_error_text,
+    is_masked_address,
+    valid_ip,
+)
 from .smtp import LINE_PREFIX_RE, find_reply, find_status, join_reply_lines, squeeze
 from .textin import clean_lines
 
@@ -17,6 +26,9 @@ from .textin import clean_lines
 # r"<?([^<>;\s]{1,320}@[^<>;\s]{1,255})>?\s*$": quadratic-times-320x255 backtracking
 # on a long run of "@" (issue 8 regex review); _addr_at_end() computes the same match in linear time.
 _FIELD_DELIMS = re.compile(r"[<>;\s]")
+# bounce(8)'s per-recipient line, as pasted from a notice: "<rcpt>: text" or "<rcpt> (expanded
+# from <alias>): text".
+_POSTFIX_RCPT_LINE = re.compile(r"<[^<>\s]{1,320}>(?: \(expanded from <[^<>\s]{1,320}>\))?: \S")
 _AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-apple-action")
 
 
@@ -80,11 +92,19 @@ def _has_code(text: str) -> bool:
 
 def _named_address(text: str, exclude: set[str]) -> str | None:
     for m in ADDR_RE.finditer(text[:4000]):
-        addr = m.group(1).strip(".'").lower()
+        addr = clean_addr(m.group(1)).lower()
         if addr in exclude or addr.split("@")[0] in _ROBOT_LOCALPARTS:
             continue
         return addr
     return None
+
+
+def _failed_recipients(n: Notice) -> list[str]:
+    """X-Failed-Recipients (Exim, Google), masked entries ("<...>", "(redacted)") included."""
+    value = n.header("x-failed-recipients")
+    found = header_addrs(value)
+    found = found or [m.group(0).lower() for m in WHOLE_MASK_RE.finditer(value)]
+    return found or ([value.strip()] if value.strip() and is_masked_address(value.strip()) else [])
 
 
 def header_addrs(value: str) -> list[str]:
@@ -115,6 +135,18 @@ class Extractor:
         low = (n.header("subject") + "\n" + text[:4000]).lower()
         return any(m in low for m in self.formats.delayed_markers) and not any(
             m in low for m in self.formats.expired_markers
+        )
+
+    def _intro(self, text: str) -> bool:
+        low = text[:20000].lower()
+        return any(p in low for p in self.formats.recipient_intro)
+
+    def _rule_reason(self, text: str) -> str:
+        """The first fallback phrase rule (knowledge/bounce/text_rules.yaml) the text matches."""
+        low = text.lower()
+        found = next((r for r in self.kb.text_rules.order.fallback if self.kb.text_rules.match(r, low)), "")
+        return found or next(
+            (r for r, words in self.formats.codeless_reasons.items() if any(w in low for w in words)), ""
         )
 
     def _phrase_reason(self, text: str) -> str:
@@ -158,7 +190,7 @@ class Extractor:
                     fact.remote_ip = ip
                 elif host:
                     hm = re.match(
-                        r"^([A-Za-z0-9.\-]{1,255})(?:\s{0,3}[\[(]([0-9A-Fa-f:.]{2,45})[\])])?", host
+                        r"^([A-Za-z0-9*×.\-]{1,255})(?:\s{0,3}[\[(]([0-9A-Fa-f:.]{2,45})[\])])?", host
                     )
                     if hm:
                         fact.remote_host = hm.group(1).lower().rstrip(".")
@@ -273,7 +305,7 @@ class Extractor:
         blocks, pre = self.ht.blocks(text, exclude)
         facts: list[Fact] = []
         whole_delayed = self.delayed(n, text)
-        failed = header_addrs(n.header("x-failed-recipients"))
+        failed = _failed_recipients(n)
         if failed and not any(a in failed for a, _ in blocks):
             # Exim and Google name the failed recipients in a header: trust it over the text.
             body = squeeze(pre + " " + " ".join(d for _, d in blocks))[:4000]
@@ -282,7 +314,7 @@ class Extractor:
             if not pre or not is_error_text(pre):
                 return []
             rcpt = None
-            failed = header_addrs(n.header("x-failed-recipients"))
+            failed = _failed_recipients(n)
             orig_to = header_addrs(n.original.get("to", ""))
             if failed:
                 rcpt = failed[0]
@@ -308,9 +340,19 @@ class Extractor:
             fill_from_text(fact, diag)
             if fact.reply_code is not None:
                 fact.diag_type = "SMTP"
+            verdict = self._phrase_reason(diag) if not fact.reply_code else ""
             if require_code and not (fact.status or fact.reply_code):
-                continue
-            fact.reason = self._phrase_reason(diag) if not fact.reply_code else ""
+                # A pasted notice with no code at all ("retry timeout exceeded", Domino's "not
+                # listed in Domino Directory") still counts when it lists the recipient as
+                # failed and the MTA's own words name the reason.
+                # Postfix's own recipient line ("<rcpt>: connect to ...: Connection refused")
+                # counts the same way when a phrase rule names the reason.
+                listed = self._intro(text) or bool(_POSTFIX_RCPT_LINE.match(text.lstrip()))
+                said = verdict or (self._rule_reason(diag) if listed else "")
+                if not (said and addr and listed):
+                    continue
+                verdict = said
+            fact.reason = verdict
             if fact.reason:
                 fact.extra["mta_verdict"] = True  # the MTA's own words, not a remote reply
             if whole_delayed:
@@ -321,14 +363,27 @@ class Extractor:
     def from_reply_lines(self, text: str) -> list[Fact]:
         """A bare (multi-line) SMTP reply, perhaps with enhanced codes, no recipient."""
         lines = [ln for ln in clean_lines(text) if ln.strip()]
-        reply_lines = [ln for ln in lines if LINE_PREFIX_RE.match(ln)]
+        reply_lines: list[str] = []
+        other: list[str] = []
+        after_reply = False
+        for ln in lines:
+            if LINE_PREFIX_RE.match(ln):
+                reply_lines.append(ln)
+                after_reply = True
+            elif after_reply and ln[:1] in (" ", "\t"):
+                # An indented line right after a reply line: the reply wrapped by a mail
+                # client or chat window ("550-5.7.25 ... does not have a\n    PTR record").
+                reply_lines[-1] = reply_lines[-1] + " " + ln.strip()
+            else:
+                other.append(ln)
+                after_reply = False
         if not reply_lines:
             return []
         joined = join_reply_lines(reply_lines)
         fact = Fact(source="smtp-reply", diag_type="SMTP")
         fact.command = self.ht.command(text)
         fill_from_text(fact, joined)
-        rest = squeeze(" ".join(ln for ln in lines if ln not in reply_lines))
+        rest = squeeze(" ".join(other))
         m = ADDR_RE.search(joined) or ADDR_RE.search(rest)
         if m:
             fact.recipient = m.group(1)

@@ -10,21 +10,25 @@ from __future__ import annotations
 import re
 
 from .fact import Fact
-from .scan import HumanText, fill_from_text, valid_ip
+from .scan import WHOLE_MASK_RE, HumanText, fill_from_text, is_masked_address, valid_ip
 from .smtp import squeeze
 
+# The recipient may be pasted masked: "to=<...>", "to=<***@example.jp>", or emptied to
+# "to=,"; the process id and the queue id are often masked too ("smtp[...]: aaa:").
 _POSTFIX = re.compile(
-    r"(?:(?P<prog>postfix[\w.\-]{0,40}/[\w\-/]{1,40})\[\d{1,10}\]:\s+)?(?P<qid>[0-9A-Za-z]{5,24}):\s+(?P<rest>(?:to|from)=<[^>\n]{0,600}>.{0,6000})$"
+    r"(?:(?P<prog>postfix[\w.\-]{0,40}/[\w\-/]{1,40})\[[^\]\s]{1,12}\]:\s+)?(?P<qid>[0-9A-Za-z*×.]{1,24}):\s+"
+    r"(?P<rest>(?:to|from)=(?:<[^>\n]{0,600}>|[^,\s<>]{0,320}),.{0,6000})$"
 )
 _EXIM = re.compile(
     r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?: [+-]\d{4})? )?(?:\[\d{1,10}\] )?"
     r"(?P<id>[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) (?P<flag>\*\*|==|=>|->) (?P<addr>\S{1,400})(?P<rest>.{0,6000})$"
 )
 _SENDMAIL = re.compile(
-    r"(?:sendmail|sm-mta|sm-msp-queue)\[\d{1,10}\]:\s+(?P<qid>[0-9A-Za-z]{6,24}):\s+to=(?P<to>[^,\n]{1,1000}),(?P<rest>.{0,6000}stat=.{0,4000})$"
+    r"(?:sendmail|sm-mta|sm-msp-queue)\[\d{1,10}\]:\s+(?P<qid>[0-9A-Za-z*×.]{3,24}):\s+to=(?P<to>[^,\n]{0,1000}),(?P<rest>.{0,6000}stat=.{0,4000})$"
 )
 _KV = re.compile(r"(?:^|,\s)([a-z_]{2,12})=")
-_RELAY = re.compile(r"^\[?([^\[\]\s:]{1,255})\]?(?:\.)?\s?\[([0-9A-Fa-f:.]{2,45})\](?::(\d{1,5}))?")
+# relay=host[ip]:port; the ip may be masked ("[*.*.*.*]", "[IP]", "[$(_ipsrc)]").
+_RELAY = re.compile(r"^\[?([^\[\]\s:]{1,255})\]?(?:\.)?\s?\[([^\[\]\s]{1,45})\](?::(\d{1,5}))?")
 _EXIM_HOST = re.compile(r"\bH=\(?([^\s\]\[()]{1,255})\)?\s\[([0-9A-Fa-f:.]{2,45})\]")
 _EXIM_C = re.compile(r'\bC="([^"]{0,2000})"')
 _DELAYS = re.compile(
@@ -70,7 +74,11 @@ def _postfix(m: re.Match[str], ht: HumanText) -> Fact | None:
     if prog:
         fact.extra["program"] = prog
     if "to" in kv:
-        fact.recipient = kv["to"].strip("<>") or None
+        to = kv["to"].strip()
+        fact.recipient = to.strip("<>") or None
+        if is_masked_address(to.strip("<>")) or WHOLE_MASK_RE.fullmatch(to):
+            # Reported as the pasted text shows it: never filled in from another token.
+            fact.extra["recipient_masked"] = True
     elif word == "expired":
         fact.sender = kv.get("from", "").strip("<>") or None
         fact.reason = "expired"
@@ -89,6 +97,8 @@ def _postfix(m: re.Match[str], ht: HumanText) -> Fact | None:
         if rm:
             fact.remote_host = rm.group(1).lower().rstrip(".")
             fact.remote_ip = valid_ip(rm.group(2))
+            if fact.remote_ip is None:
+                fact.extra["remote_ip_masked"] = True
             if rm.group(3):
                 fact.extra["remote_port"] = int(rm.group(3))
         elif relay not in ("none", "local"):
@@ -148,9 +158,10 @@ def _exim(m: re.Match[str], ht: HumanText) -> Fact:
 def _sendmail(m: re.Match[str], ht: HumanText) -> Fact:
     kv = _split_kv("to=x, " + m.group("rest").lstrip(", "), "stat")
     stat = kv.get("stat", "")
-    fact = Fact(
-        source="sendmail-log", recipient=m.group("to").strip().strip("<>"), extra={"queue_id": m.group("qid")}
-    )
+    to = m.group("to").strip()
+    fact = Fact(source="sendmail-log", recipient=to.strip("<>") or None, extra={"queue_id": m.group("qid")})
+    if not to or WHOLE_MASK_RE.fullmatch(to) or is_masked_address(to.strip("<>")):
+        fact.extra["recipient_masked"] = True
     relay = kv.get("relay", "")
     rm = _RELAY.match(relay) if relay else None
     if rm:
@@ -185,7 +196,7 @@ def parse_log_lines(lines: list[str], ht: HumanText) -> list[Fact]:
             if sm:
                 facts.append(_sendmail(sm, ht))
                 continue
-        if "status=" in s and ("to=<" in s or "from=<" in s):
+        if "status=" in s and ("to=" in s or "from=<" in s):
             pm = _POSTFIX.search(s)
             if pm:
                 fact = _postfix(pm, ht)

@@ -54,9 +54,12 @@ class ReasonFinder:
                     if self.phrase(other, text):
                         return False
                 return True
-            # A human-readable notice that names no command: its recipient line is the RCPT.
-            rcpt = f.command == "RCPT"
-            return rcpt and self.phrase("userunknown", text)
+            # RFC 3463 x.1.y is a status about the address itself (x.1.7 / x.1.8 are the
+            # sender's): with "user unknown" words it names a missing recipient, even where a
+            # receiver reuses a code whose table meaning is another (Exchange 5.1.10, RFC 7505).
+            st = f.status or ""
+            address_status = st[1:3] == ".1" and st[2:5] not in (".1.7", ".1.8") and not f.command
+            return (f.command == "RCPT" or address_status) and self.phrase("userunknown", text)
         if reason == "filtered":
             if temp == "filtered":
                 return self.phrase("userunknown", text) or self.phrase("filtered", text)

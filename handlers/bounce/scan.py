@@ -17,16 +17,59 @@ from .fact import Fact
 from .smtp import MAX_DIAG, find_reply, find_status, squeeze, strip_repeated_codes
 from .textin import clean_lines
 
+# What people write instead of the part of an address they hide before pasting
+# ("***@gmail.com", "×××@example.jp", "...@EXAMPLE.jp", "user@***", "xxx@xxx"): still an
+# address token in the text, so recipient lines keep their shape.
+_MASK_LOCAL = r"(?:\*{1,20}|×{1,20}|\.{3}|…|#{2,20}|\?{2,20})"
+_MASK_DOMAIN = r"(?:[*×]{1,20}(?:\.[A-Za-z0-9*×\-]{1,63}){0,6}|x{2,20})"
 ADDR_RE = re.compile(
-    r"(?<![\w.+\-=])([A-Za-z0-9_][A-Za-z0-9._%+\-=']{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.){1,8}[A-Za-z]{2,24})(?![\w-])"
+    r"(?<![\w.+\-=*×…])((?:[A-Za-z0-9_][A-Za-z0-9._%+\-=']{0,63}|" + _MASK_LOCAL + r")@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.){1,8}[A-Za-z]{2,24}|" + _MASK_DOMAIN + r"))(?![\w*×-])"
 )
+# A whole address replaced by a mask: "<...>", "<***>", "(redacted)", "[email]".
+WHOLE_MASK_RE = re.compile(
+    r"(?i)<(?:\.{3}|…|\*{2,20}|×{2,20}|x{3,20}|redacted|email|masked|removed|hidden)>"
+    r"|[\[(](?:redacted|email|masked|removed|hidden|email address)[\])]"
+)
+_MASK_HINT = re.compile(r"\.\.\.|…|\*\*|××|xxx|redacted|email|masked|removed|hidden")
+_MASKED_LOCAL_RE = re.compile(r"^(?:[*×#?.…]{1,20}|x{3,20}|redacted|masked|hidden)$", re.IGNORECASE)
+
+
+def clean_addr(addr: str) -> str:
+    """An address as matched, without the punctuation a sentence put around it."""
+    local, _, domain = addr.rpartition("@")
+    if local and _MASKED_LOCAL_RE.match(local):
+        return local + "@" + domain.rstrip(".'")
+    return addr.strip(".'")
+
+
+def is_masked_address(addr: str | None) -> bool:
+    """True when the text shows an address someone hid ("***@gmail.com", "<...>", "")."""
+    if addr is None:
+        return False
+    addr = addr.strip()
+    if not addr or WHOLE_MASK_RE.fullmatch(addr) or addr.strip("<>()[]").lower() in ("...", "redacted", "***"):
+        return True
+    local, at, domain = addr.rpartition("@")
+    if not at:
+        return not any(c.isalnum() for c in addr) or addr.lower() in ("redacted", "masked", "hidden", "email")
+    return bool(_MASKED_LOCAL_RE.match(local)) or any(c in domain for c in "*×") or bool(
+        re.fullmatch(r"x{2,20}", domain, re.IGNORECASE)
+    )
 # host[ip] (Postfix), host [ip] (Exim, DragonFly), host (ip), "remote host ip said"
 HOST_IP_RE = re.compile(
-    r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9\-]{0,62}(?:\.[A-Za-z0-9\-]{1,63}){1,10})\.?\s{0,2}[\[(]((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3})[\])]"
+    r"(?<![\w.-])((?:[A-Za-z0-9][A-Za-z0-9\-]{0,62}|[A-Za-z0-9\-]{0,20}[*×]{1,8})(?:\.[A-Za-z0-9\-]{1,63}){1,10})\.?\s{0,2}[\[(]((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3}|(?:[0-9A-Fa-f]{0,4}:){1,7}[0-9A-Fa-f.:*×]{0,30}[*×][0-9A-Fa-f.:*×]{0,30}|[0-9xX*×]{1,3}(?:\.[0-9xX*×]{1,3}){3}|IP|ip|\$\(_ipsrc\)|redacted)[\])]"
+)
+# An IP address someone masked: "[2400:8500:1302:3134:157:7:***:***]", "[192.0.2.***]",
+# "*.*.*.*", "x.x.x.x", "[IP]", "$(_ipsrc)". It names no address to look up, but a
+# masked IPv6 address still says the sender used IPv6.
+MASKED_IP_RE = re.compile(
+    r"(?<![\w:.])((?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f:]{0,20}(?:[*×]{1,8}|x{2,4})(?::(?:[0-9A-Fa-f]{1,4}|[*×]{1,8}|x{2,4})){0,6}"
+    r"|(?:\d{1,3}|[*×x]{1,3})(?:\.(?:\d{1,3}|[*×x]{1,3})){3}|\[IP\]|\$\(_ipsrc\))(?![\w:.])"
 )
 REMOTE_IP_ONLY_RE = re.compile(r"remote host \[?(\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]{3,45})\]? said")
 TALKING_TO_RE = re.compile(
-    r"(?:while talking to|talking to|connect(?:ed|ion)? to) ([A-Za-z0-9][A-Za-z0-9\-.]{1,253}[A-Za-z0-9])\.?[:.]?(?:\s|$)"
+    r"(?:while talking to|talking to|connect(?:ed|ion)? to) ([A-Za-z0-9*×][A-Za-z0-9*×\-.]{1,253}[A-Za-z0-9])\.?[:.]?(?:\s|$)"
 )
 BRACKET_IP_RE = re.compile(r"\[((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}|\d{1,3}(?:\.\d{1,3}){3})\]")
 BARE_IP_RE = re.compile(
@@ -126,17 +169,24 @@ class HumanText:
             low = line.lower()
             if any(p in low for p in self.f.recipient_intro):
                 intro_until = i + 3
-            for m in ADDR_RE.finditer(line):
-                addr = m.group(1).strip(".'").lower()
+            found = (
+                [(m.start(), m.end(), clean_addr(m.group(1)).lower()) for m in ADDR_RE.finditer(line)]
+                if "@" in line
+                else []
+            )
+            if ("<" in line or "(" in line or "[" in line) and _MASK_HINT.search(low):
+                found += [(m.start(), m.end(), m.group(0).lower()) for m in WHOLE_MASK_RE.finditer(line)]
+                found.sort()
+            for m_start, m_end, addr in found:
                 if addr in exclude or addr in seen:
                     continue
-                before = low[: m.start()].rstrip(" <\"'\t(")
+                before = low[:m_start].rstrip(" <\"'\t([")
                 if any(before.endswith(s) for s in _SKIP_BEFORE):
                     continue
                 prefix = before.strip(" -*>:\t")
                 if not prefix and any(prev.endswith(s) for s in _SKIP_BEFORE):
                     continue  # "A message sent by" / "<sender>" on the next line
-                after = line[m.end() : m.end() + 5].lstrip(">")
+                after = line[m_end : m_end + 5].lstrip(">")
                 sendmail_line = bool(_SENDMAIL_ERROR_PREFIX.match(prefix)) and after.startswith("...")
                 ok = not prefix or before.endswith(("rcpt to:", "recipient:", "recipient", "address:"))
                 ok = ok or sendmail_line
@@ -202,6 +252,53 @@ class HumanText:
         return out, pre
 
 
+# Where a reply starts in an MTA's sentence: "RCPT TO:<a@b>: 550 ...", "end of data: 554 ...".
+_CODE_START = re.compile(r"(?<![\w.\-/#=:])[245][0-5]\d(?:[ -][245]\.\d{1,3}\.\d{1,3})?(?=[ \-:]|$)")
+_LEAD_END = (":", ">", "said", "]", "...", "。", "：")
+
+
+# What notices put before the words of a recipient's error: the address itself (a Sendmail
+# or Gmail recipient line, "kijitora@example.jp"), transcript arrows, and separator lines
+# ("----- Transcript of session follows -----", "-------server message").
+_LEAD = re.compile(
+    r"(?:\s{0,4}(?:>{2,3}|<{2,3})?\s{0,4}<?(?:[^\s<>@]{1,64}@[^\s<>@]{1,255}|\.{3}|\*{3})>?(?:\.{3}|:)?(?=\s)"
+    r"|\s{0,4}-{3,80}[ A-Za-z]{0,50}?(?:-{3,80}|(?=\s[245]\d\d[ -])))"
+)
+
+
+def _strip_lead(text: str) -> str:
+    pos = 0
+    for _ in range(6):
+        m = _LEAD.match(text, pos)
+        if not m or m.end() == pos:
+            break
+        pos = m.end()
+    rest = text[pos:].lstrip()
+    return rest if len(rest) >= 8 else text
+
+
+def remote_words(text: str) -> str:
+    """The remote server's own words of a diagnostic, without the notice's wording around them.
+
+    "<rcpt>: host mx[ip] said: 550 5.7.1 ..." and "SMTP error from remote mail server after
+    RCPT TO:<rcpt>: 550 ..." both start at "550". The command note at the end ("(in reply
+    to end of DATA command)") stays: it says when the server answered. A text with no
+    reply code is the reporting MTA's own verdict and is kept whole.
+    """
+    text = _strip_lead(text)
+    if _CODE_START.match(text):
+        return text  # already the reply; a transcript quoted later in it is not the start
+    part = reply_part(text)
+    m = _CODE_START.search(part[:400])
+    if m and m.start() > 0:
+        lead = part[: m.start()].rstrip()
+        if part is not text or lead.endswith(_LEAD_END):
+            return part[m.start() :]
+    elif m is None and part is not text and part:
+        return part
+    return part if part is not text and m is not None else text
+
+
 def reply_part(text: str) -> str:
     """The remote server's own words, when the MTA says where they start."""
     low = text.lower()
@@ -231,7 +328,7 @@ def fill_from_text(fact: Fact, text: str) -> None:
         fact.reply_code = find_reply(reply_text, fact.status) or find_reply(text, fact.status)
     if not fact.remote_host:
         m = HOST_IP_RE.search(text)
-        if m and "." in m.group(1) and not m.group(1)[0].isdigit():
+        if m and "." in m.group(1) and not m.group(1)[0].isdigit() and "@" not in text[max(0, m.start() - 1) : m.start()]:
             fact.remote_host = m.group(1).lower().rstrip(".")
             fact.remote_ip = fact.remote_ip or valid_ip(m.group(2))
         else:
@@ -243,6 +340,20 @@ def fill_from_text(fact: Fact, text: str) -> None:
                 fact.remote_host = m3.group(1).lower()
     if not fact.sender_ip:
         fact.sender_ip = sender_ip_in(reply_text, fact.remote_ip)
+    if not fact.sender_ip and "sender_ip_masked" not in fact.extra:
+        masked = masked_ip_in(reply_text)
+        if masked:
+            fact.extra["sender_ip_masked"] = masked
+            fact.extra["sender_ip_version"] = 6 if ":" in masked else 4
+
+
+def masked_ip_in(text: str) -> str | None:
+    """A masked IP address the reply names (the sender's, as sender_ip_in reads replies)."""
+    for m in MASKED_IP_RE.finditer(text[:1500]):
+        tok = m.group(1)
+        if any(c in tok for c in "*×xX") or tok in ("[IP]", "$(_ipsrc)"):
+            return tok
+    return None
 
 
 def _hash_status(text: str) -> str | None:

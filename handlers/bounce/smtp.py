@@ -109,6 +109,8 @@ def strip_repeated_codes(text: str) -> str:
     code = first.group(1)
     status = find_status(text[first.start() : first.start() + 24]) or ""
     head, tail = text[: first.end()], text[first.end() :]
+    if tail.startswith("-") and not head.endswith("-"):
+        head, tail = head + " ", tail[1:]  # "550-5.7.1 ..." found by REPLY_RE: one reply
     if head.endswith(code + "-") or (code + "-") in head[-16:]:
         head = head.replace(code + "-", code + " ", 1)  # "550-5.7.1 ..." reads as one reply
     # Plain string replacement of the exact tokens (no per-call regex to compile).

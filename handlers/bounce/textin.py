@@ -46,7 +46,10 @@ def unslack(text: str) -> str:
     """Undo Slack's link markup and HTML entities (only when present)."""
     if "<mailto:" in text or "|" in text or "<http" in text:
         text = _SLACK_LINK.sub(lambda m: m.group(2) or m.group(1), text)
-        text = _SLACK_MAILTO.sub(lambda m: m.group(1), text)
+        # Outlook's plain text writes "a@b<mailto:a@b>": the link repeats the address.
+        text = _SLACK_MAILTO.sub(
+            lambda m: "" if m.string.endswith(m.group(1), 0, m.start()) else m.group(1), text
+        )
         if "&lt;" in text or "&gt;" in text:
             # In a Slack paste a bare <http://…> is a link Slack made, not text.
             text = _SLACK_BARE.sub(lambda m: m.group(1), text)

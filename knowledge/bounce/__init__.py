@@ -422,6 +422,7 @@ class MtaFormats(_Strict):
     autoreply_subjects: list[str]
     feedback_subjects: list[str] = Field(default_factory=list)
     reasons_by_phrase: dict[str, list[str]] = Field(default_factory=dict)
+    codeless_reasons: dict[str, list[str]] = Field(default_factory=dict)
     # Vendor DSN fields that carry the MTA's own bounce category, e.g.
     # "X-PowerMTA-BounceCategory: bad-mailbox": field (lower-case) -> value -> reason.
     dsn_field_reasons: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -444,7 +445,7 @@ class MtaFormats(_Strict):
                 _check_reason(name)
         return {k.lower(): {v.lower(): r for v, r in t.items()} for k, t in value.items()}
 
-    @field_validator("reasons_by_phrase")
+    @field_validator("reasons_by_phrase", "codeless_reasons")
     @classmethod
     def _reasons(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for name in value:
@@ -465,6 +466,8 @@ class Explanations(_Strict):
     not_a_bounce: ReasonText
     truncated: ReasonText
     delays: ReasonText
+    recipient_masked: ReasonText
+    sender_ipv6: ReasonText
 
     @field_validator("reasons")
     @classmethod
