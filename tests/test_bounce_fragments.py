@@ -64,7 +64,8 @@ POSTFIX3 = Path(__file__).resolve().parent / "bounce_samples" / "postfix3"
 DSNS = {
     "local_full.eml": ("mailboxfull", "5.2.2", True, "failed"),
     "hostnotfound.eml": ("hostunknown", "5.4.4", True, "failed"),
-    "expired.eml": ("expired", "4.4.1", False, "failed"),
+    # Postfix gave up after the queue lifetime (Action: failed): final, though the last reply was 4xx.
+    "expired.eml": ("expired", "4.4.1", True, "failed"),
     "delayed.eml": ("expired", "4.4.1", False, "delayed"),
 }
 

@@ -167,12 +167,39 @@ class _Engine:
         if f.command:
             rec.extra["smtp_command"] = f.command
         if reason not in self.kb.status.never_hard:
-            rec.permanent = _permanent(f)
+            rec.permanent = self.final(f)
         if rule is not None and rule.source:
             rec.extra["rule_source"] = rule.source
         rec.remediation = self.remediation(reason, provider, rule, f)
         rec.explanation = self.explain(rec, provider, rule, f, lang)
         return rec
+
+    def final(self, f: Fact) -> bool | None:
+        """Is this recipient's delivery over (True), still being retried (False), or unknown?
+
+        RFC 3464 §2.3.3: Action "failed" means the message could not be delivered and
+        will not be retried, even when the last reply was a 4xx (Postfix and Exim give up
+        after the queue lifetime); "delayed" means it is still queued. Without an Action,
+        the reply class decides (5xx final, 4xx temporary); without a code either, the
+        notice's own words: a returned-mail notice that lists the recipient as failed is
+        final, a delay warning is not.
+        """
+        if f.action == "delayed":
+            return False
+        if f.action in ("failed", "expired"):
+            return True
+        by_code = _permanent(f)
+        if by_code is not None:
+            return by_code
+        words = (f.context or f.diagnostic)[:4000].lower()
+        fm = self.kb.formats
+        if any(m in words for m in fm.delayed_markers) and not any(m in words for m in fm.expired_markers):
+            return False
+        if f.source in ("dsn", "text") and (
+            any(m in words for m in fm.recipient_intro) or any(m in words for m in fm.expired_markers)
+        ):
+            return True
+        return None
 
     def hard(self, reason: str, f: Fact) -> bool:
         """Is the address itself dead (stop mailing it)? See reasons_by_status.yaml."""
