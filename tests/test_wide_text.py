@@ -69,7 +69,7 @@ def message_key(report: Report) -> Any:
 
 
 def utf8_samples() -> list[Path]:
-    paths = sorted(SAMPLES.iterdir())
+    paths = sorted(p for p in SAMPLES.rglob("*") if p.is_file())
     if CORPUS.is_dir():
         paths += sorted(CORPUS.iterdir())
     out = []

@@ -52,6 +52,12 @@ def _addr_at_end(value: str) -> str | None:
     return token[max(0, at - 320) :]
 
 
+def _rfc822_typed(value: str) -> bool:
+    """A DSN recipient field of address type rfc822 (RFC 3464 2.3.2), or untyped."""
+    kind, sep, _rest = value.partition(";")
+    return bool(value.strip()) and (not sep or kind.strip().lower() in ("rfc822", "rfc 822"))
+
+
 def _addr_of(value: str) -> str | None:
     value = value.strip()
     if ";" in value:
@@ -171,14 +177,16 @@ class Extractor:
         for blk in blocks:
             fl = blk.fields
             fact = Fact(source="dsn")
-            rcpt = _addr_of(
-                fl.get("final-recipient") or fl.get("x-actual-recipient") or fl.get("original-recipient", "")
-            )
+            final_field = fl.get("final-recipient") or fl.get("x-actual-recipient") or ""
+            final = _addr_of(final_field) if _rfc822_typed(final_field) else None
+            orig = _addr_of(fl["original-recipient"]) if _rfc822_typed(fl.get("original-recipient", "")) else None
+            # RFC 3464 2.3.1: Original-Recipient is the address as the sender gave it (ORCPT);
+            # Final-Recipient is where the last MTA ended up after aliases and forwarding
+            # ("userx@sims-ms-daemon", an X.400 O/R name). The sender's list holds the first.
+            rcpt = (orig if orig and "@" in orig else None) or final or _addr_of(final_field or fl.get("original-recipient", ""))
             fact.recipient = rcpt
-            if fl.get("original-recipient"):
-                orig = _addr_of(fl["original-recipient"])
-                if orig and orig != rcpt:
-                    fact.extra["original_recipient"] = orig
+            if final and final != rcpt:
+                fact.extra["final_recipient"] = final
             fact.action = fl.get("action", "").strip().lower().split(" ")[0]
             st = find_status(fl.get("status", ""))
             fact.status = st
