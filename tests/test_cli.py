@@ -213,7 +213,7 @@ def test_helo_and_sender_go_verbatim_even_when_they_start_with_a_dash() -> None:
     ("args", "says"),
     [
         ([], "a command is needed"),
-        (["--timeout", "nan", "spf", "good.example", "192.0.2.1"], "--timeout must be between 0 and 60"),
+        (["--timeout", "nan", "spf", "good.example", "192.0.2.1"], "--timeout must be more than 0 and at most 60 seconds"),
         (["--nameserver", "127.0.0.1:xx", "spf", "good.example", "192.0.2.1"], "bad nameserver port 'xx'"),
         (["--nameserver", "bad host!", "spf", "good.example", "192.0.2.1"], "neither an IP address nor a host name"),
     ],

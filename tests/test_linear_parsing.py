@@ -31,8 +31,9 @@ DKIM = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s1; h=from:to; bh=A
 def growth(build: Callable[[int], bytes], parse: Callable[[bytes], Any], n: int) -> float:
     small, large = build(n), build(4 * n)
     parse(small)  # warm up: knowledge files, compiled regexes
-    t1 = min(cpu_timed(lambda: parse(small))[1] for _ in range(3))
-    t4 = min(cpu_timed(lambda: parse(large))[1] for _ in range(3))
+    # The best of five: a busy machine (CI's other jobs, cache contention) only adds time.
+    t1 = min(cpu_timed(lambda: parse(small))[1] for _ in range(5))
+    t4 = min(cpu_timed(lambda: parse(large))[1] for _ in range(5))
     return t4 / max(t1, FLOOR)
 
 
