@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from knowledge.bounce import BounceKnowledge, CompiledProvider, ProviderIndex, ProviderRule
+from knowledge.bounce import BounceKnowledge, CompiledProvider, ProviderIndex, ProviderRule, words_of
 
 from .fact import Fact
 
@@ -133,14 +133,21 @@ def _from_text(
         cm = pattern.search(text)
         if cm is not None:
             tier.append((cm.start(), p))
-    for marker, p in idx.markers:
+    words = words_of(low)
+    for (marker, p), key in zip(idx.markers, idx.marker_keys, strict=True):
+        if key is not None and key not in words:
+            continue
         at = low.find(marker)
         if at >= 0:
             tier.append((at, p))
     best = pick(tier)
     if best is not None:
         return best
-    return pick([(at, p) for name, p in idx.names if (at := _word_at(low, name)) >= 0])
+    return pick([
+        (at, p)
+        for (name, p), key in zip(idx.names, idx.name_keys, strict=True)
+        if (key is None or key in words) and (at := _word_at(low, name)) >= 0
+    ])
 
 
 def _word_at(low: str, name: str) -> int:
