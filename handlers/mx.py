@@ -168,9 +168,11 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
             bad.append(host)
     if info.addresses_published:
         out.append(too_many_addresses(domain, info.addresses_published))
-    reachable = [h for h in hosts if h in info.addresses]
+    # Hosts no sender can use: no address at all, or only private ones. A host whose
+    # lookup failed is not among them (never a verdict from an answer not received).
+    dead = set(bad) | {h for h in private if h not in info.addresses}
+    none_left = all(h in dead for h in hosts)
     for host, ips in private.items():
-        none_left = not reachable
         out.append(
             finding(
                 "mx.private",
@@ -183,14 +185,13 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
             )
         )
     for host in bad:
-        all_bad = len(bad) == len(hosts)
         out.append(
             finding(
                 "mx.unresolvable",
-                "critical" if all_bad else "warning",
+                "critical" if none_left else "warning",
                 f"MX host {host} of {domain} has no address",
                 f"{host} has no A or AAAA record, so senders can't deliver to it"
-                + (" — no MX host of this domain can receive mail." if all_bad else "; they retry other MX hosts."),
+                + (" — no MX host of this domain can receive mail." if none_left else "; they retry other MX hosts."),
                 evidence={"target": domain, "host": host},
                 remediation=["mx.fix_hosts"],
             )

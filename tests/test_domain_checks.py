@@ -127,6 +127,11 @@ async def test_one_private_mx_among_public_ones_is_a_warning(dns_world: DNSWorld
     assert info.all_addresses == ["8.8.8.8", "2001:4860:4860::8888"]
 
 
+async def test_a_private_mx_and_an_unresolvable_one_leave_nothing_to_deliver_to(dns_world: DNSWorld) -> None:
+    found, _info = await audit_mx(dns_world.resolver(), "deadmx.internal.example")
+    assert codes(found) == {"mx.private": "critical", "mx.unresolvable": "critical"}
+
+
 async def test_an_mx_host_without_address_is_unresolvable(dns_world: DNSWorld) -> None:
     found, info = await audit_mx(dns_world.resolver(), "badmx.example")
     assert codes(found) == {"mx.unresolvable": "warning"}
