@@ -162,6 +162,8 @@ BOUNCE_CASES = {
     "nested MIME parts": (lambda n: b"From: MAILER-DAEMON@mx.example\r\nSubject: fail\r\n" + b"".join(
         b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(n))
         + b"\r\n550 5.1.1 <a@example.com> no such user\r\n", 3_000),
+    "a wrapped reply (indented continuation lines)": (
+        lambda n: b"550-5.7.25 The IP address sending this message does not have a\n" + b"    PTR record\n" * n, 5_000),
     "a UTF-16 paste": (lambda n: ("<user@example.org>: host mx.example.org said: 550 5.1.1 no such user\r\n" * n)
                        .encode("utf-16"), 3_000),
 }

@@ -371,22 +371,24 @@ class Extractor:
     def from_reply_lines(self, text: str) -> list[Fact]:
         """A bare (multi-line) SMTP reply, perhaps with enhanced codes, no recipient."""
         lines = [ln for ln in clean_lines(text) if ln.strip()]
-        reply_lines: list[str] = []
+        pieces: list[list[str]] = []  # each reply line with the wrapped lines that continue it
         other: list[str] = []
         after_reply = False
         for ln in lines:
             if LINE_PREFIX_RE.match(ln):
-                reply_lines.append(ln)
+                pieces.append([ln])
                 after_reply = True
             elif after_reply and ln[:1] in (" ", "\t"):
                 # An indented line right after a reply line: the reply wrapped by a mail
                 # client or chat window ("550-5.7.25 ... does not have a\n    PTR record").
-                reply_lines[-1] = reply_lines[-1] + " " + ln.strip()
+                # Joined once at the end: appending to one string per line was quadratic.
+                pieces[-1].append(ln.strip())
             else:
                 other.append(ln)
                 after_reply = False
-        if not reply_lines:
+        if not pieces:
             return []
+        reply_lines = [" ".join(p) for p in pieces]
         joined = join_reply_lines(reply_lines)
         fact = Fact(source="smtp-reply", diag_type="SMTP")
         fact.command = self.ht.command(text)
