@@ -51,11 +51,18 @@ def localize_report(report: Report, lang: str) -> Report:
     if lang != "en":
         _localize_blocklist_rows(report, lang)
         for b in report.bounces:
+            if b.explanations.get(lang):
+                b.explanation = b.explanations[lang]  # the engine's own text, with the case's notes
+                continue
             if analysed_in == lang and b.explanation:
                 continue  # the engine already wrote it in this language, with the case's own notes
             info = knowledge.reason_info(b.reason)
             if info is not None:
                 b.explanation = info.explain.ja if lang == "ja" else info.explain.en
+    else:
+        for b in report.bounces:
+            if b.explanations.get("en"):
+                b.explanation = b.explanations["en"]
     return report
 
 

@@ -116,6 +116,9 @@ class BounceRecord:
     action: str | None = None
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The explanation in each language the engine wrote it in, with the case's own notes
+    # (provider notes, masked recipient, IPv6): localisation picks one, nothing prints it.
+    explanations: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -352,3 +352,32 @@ def test_a_japanese_mailing_list_refusing_a_non_member_is_a_rejected_sender() ->
     )
     b = one(text)
     assert (b.recipient, b.reason, b.hard) == ("staff@example.org", "rejected", False)
+
+
+FORWARDED_DSN = (
+    "From: MAILER-DAEMON@mx.example.org\r\nTo: shop@sender.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+    "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+    "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n\r\n"
+    "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+    "Original-Recipient: rfc822;alice@example.org\r\nFinal-Recipient: rfc822;alice.fwd@gmail.com\r\n"
+    "Action: failed\r\nStatus: 5.2.2\r\n"
+    "Diagnostic-Code: smtp; 552 5.2.2 The recipient's inbox is out of storage space and inactive.\r\n\r\n--B--\r\n"
+)
+
+
+def test_a_forwarded_recipient_is_the_senders_address_and_the_refusing_mailbox_names_the_provider() -> None:
+    [b] = analyse_bounce(FORWARDED_DSN).bounces
+    assert b.recipient == "alice@example.org"  # RFC 3464 Original-Recipient: what the sender's list holds
+    assert b.extra["final_recipient"] == "alice.fwd@gmail.com"
+    assert (b.reason, b.provider, b.permanent) == ("mailboxfull", "google", True)
+
+
+def test_a_bounce_analysed_in_english_and_shown_in_japanese_keeps_the_cases_own_notes() -> None:
+    from handlers.i18n import localized_copy
+
+    text = ("<***@gmail.com>: host gmail-smtp-in.l.google.com[2404:6800:4008:c19::1b] said: 550-5.7.1\n"
+            "    [2001:db8::25] The IP you're using to send mail is not authorized to send email directly to\n"
+            "    our servers. https://support.google.com/mail/?p=NotAuthorizedError - gsmtp (in reply to end of DATA command)\n")
+    direct = analyse_bounce(text, lang="ja").bounces[0].explanation
+    shown = localized_copy(analyse_bounce(text, lang="en"), "ja").bounces[0].explanation
+    assert shown == direct and "IPv6" in shown

@@ -171,7 +171,8 @@ class _Engine:
         if rule is not None and rule.source:
             rec.extra["rule_source"] = rule.source
         rec.remediation = self.remediation(reason, provider, rule, f)
-        rec.explanation = self.explain(rec, provider, rule, f, lang)
+        rec.explanations = {code: self.explain(rec, provider, rule, f, code) for code in ("en", "ja")}
+        rec.explanation = rec.explanations[lang]
         return rec
 
     def final(self, f: Fact) -> bool | None:

@@ -60,7 +60,9 @@ def detect(kb: BounceKnowledge, fact: Fact) -> CompiledProvider | None:
         found = _from_text(idx, text, sender_domain, own)
         if found is not None:
             return found
-    domain = _domain(fact.recipient) or _masked_domain(fact.diagnostic)
+    # The mailbox that refused is where the message ended up: a forwarded recipient's
+    # Final-Recipient (alice.fwd@gmail.com), not the address the sender used.
+    domain = _domain(fact.extra.get("final_recipient") or fact.recipient) or _masked_domain(fact.diagnostic)
     if domain and not _names_a_host(host):
         return idx.domain(domain)
     return None
