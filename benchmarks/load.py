@@ -117,6 +117,15 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subproce
     raise SystemExit("server did not become healthy in 60 s")
 
 
+async def wait_idle(session: aiohttp.ClientSession, base: str, *, seconds: float) -> None:
+    """Until /healthz reports no background task left (or `seconds` pass)."""
+    for _ in range(int(seconds / 0.2)):
+        async with session.get(base + "/healthz") as r:
+            if (await r.json()).get("tasks") == 0:
+                return
+        await asyncio.sleep(0.2)
+
+
 async def metrics_errors(session: aiohttp.ClientSession, base: str) -> dict[str, float]:
     async with session.get(base + "/metrics") as r:
         text = await r.text()
@@ -208,11 +217,7 @@ async def main(n: int, seconds: float, deadline_s: float) -> int:
                                   f"{len(expected_threads - threads)} pastes")
                 done_in = time.perf_counter() - t_start
                 # idle: no background task left
-                for _ in range(100):
-                    async with session.get(base + "/healthz") as r:
-                        if (await r.json()).get("tasks") == 0:
-                            break
-                    await asyncio.sleep(0.2)
+                await wait_idle(session, base, seconds=20)
                 rss_end = rss_kb(proc.pid)
                 errs = await metrics_errors(session, base)
         finally:
@@ -393,11 +398,7 @@ async def scenario(kind: str, n: int, audits: int, deadline_s: float) -> int:
                 except AssertionError:
                     got = {c.method.split("/", 1)[1] for c in fake.hooks}
                     errors.append(f"missing answers: {sum(1 for h in expected if h.rsplit('/', 1)[-1] not in got)}")
-                for _ in range(150):
-                    async with session.get(base + "/healthz") as r:
-                        if (await r.json()).get("tasks") == 0:
-                            break
-                    await asyncio.sleep(0.2)
+                await wait_idle(session, base, seconds=30)
                 rss_end = rss_kb(proc.pid)
                 errs = await metrics_errors(session, base)
                 load_after = loadavg()
