@@ -115,12 +115,15 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(dns_world: Any, tmp_path: Path) -> AsyncIterator[Harness]:
+async def harness(dns_world: Any, tmp_path: Path, request: Any) -> AsyncIterator[Harness]:
+    # A test may ask for other settings: @pytest.mark.parametrize("harness", [{...}], indirect=True)
+    overrides: dict[str, Any] = getattr(request, "param", None) or {}
     fake = await FakeSlack().start()
     store = await Store.open(f"sqlite:///{tmp_path}/mailcheck.db")
     settings = SlackSettings(
         signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, api_url=fake.api_url,
-        nameservers=dns_world.nameserver_spec, dns_timeout=1.0, check_deadline=20.0,
+        nameservers=dns_world.nameserver_spec, dns_timeout=overrides.get("dns_timeout", 1.0),
+        check_deadline=overrides.get("check_deadline", 20.0),
     )
     app = create_app(settings, store=store)
     server = TestServer(build_web_app(app), host="127.0.0.1")
