@@ -35,6 +35,8 @@ log = logging.getLogger("mailcheck.serve")
 EVENTS_PATH = "/slack/events"
 MAX_SKEW_S = 300  # Slack: reject requests whose timestamp is more than five minutes off
 DEFAULT_READ_TIMEOUT = 10.0
+STOP_GRACE_S = 4.0  # SIGTERM to exit, at most (a little more for the HTTP runner's close)
+SOCKET_CONNECT_TIMEOUT_S = 15.0
 
 
 def signature_problem(secret: str, headers: Any, body: bytes, now: float) -> str | None:
@@ -61,7 +63,8 @@ def _peer(request: web.Request) -> str:
     return str(request.remote or "?")
 
 
-def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[str, Any]] | None = None,
+def build_web_app(app: AsyncApp, *, port: int = 3000,
+                  status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
                   body_timeout: float | None = None) -> web.Application:
     """POST /slack/events (verified first, then Bolt), the OAuth pages, /healthz, /metrics,
     and ack-latency timing.
@@ -120,7 +123,11 @@ def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[
                         type(exc).__name__)
             rt.metrics.errors.labels("http_malformed").inc()
             return web.Response(status=400, text="malformed request body")
-        return await to_aiohttp_response(await app.async_dispatch(bolt_req))
+        try:
+            bolt_resp = await app.async_dispatch(bolt_req)
+        except Exception as exc:  # Slack unreachable, or a bug: one log line, an answer Slack can show
+            return await _failed_dispatch(rt, bolt_req.body, exc)
+        return await to_aiohttp_response(bolt_resp)
 
     async def oauth_page(request: web.Request) -> web.StreamResponse:
         flow = app.oauth_flow
@@ -132,8 +139,14 @@ def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[
 
     async def healthz(_request: web.Request) -> web.Response:
         body: dict[str, Any] = {"ok": True, "tasks": len(rt.tasks)}
+        body.update(rt.health.status())
         if status is not None:
-            body.update(status())
+            extra = await status()
+            if body.get("ok") is False:  # one unhealthy part keeps the answer unhealthy
+                extra.pop("ok", None)
+            if extra.get("reason") and body.get("reason"):
+                extra["reason"] = f"{body['reason']}; {extra['reason']}"
+            body.update(extra)
         return web.json_response(body, status=200 if body.get("ok") else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
@@ -149,6 +162,21 @@ def build_web_app(app: AsyncApp, *, port: int = 3000, status: Callable[[], dict[
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     return web_app
+
+
+async def _failed_dispatch(rt: Any, body: Any, exc: Exception) -> web.Response:
+    """Bolt answers its own middleware's and listeners' errors (bot/slack/failures.py); this
+    is the last resort for anything raised outside them."""
+    import json
+
+    from aiohttp import web
+
+    from bot.slack.failures import failure_answer
+
+    status, answer = await failure_answer(rt, body, exc)
+    if isinstance(answer, dict):
+        return web.Response(status=status, text=json.dumps(answer), content_type="application/json")
+    return web.Response(status=status, text=answer)
 
 
 def _guard_slow_headers(runner: web.AppRunner) -> None:
@@ -265,21 +293,33 @@ async def serve(
     scheduler: asyncio.Task[Any] | None = None
     info: dict[str, Any] = {"mode": "socket" if settings.socket_mode else "http"}
 
-    def status() -> dict[str, Any]:
+    socket_down_since = [time.time()]
+    connector: asyncio.Task[None] | None = None
+
+    async def status() -> dict[str, Any]:
         out: dict[str, Any] = {"mode": info["mode"]}
-        if handler is not None:
-            connected = bool(handler.client.is_connected())
+        if settings.socket_mode:
+            # The async Socket Mode client's is_connected() is a coroutine (bool() of it is always True).
+            connected = handler is not None and bool(await handler.client.is_connected())
+            if connected:
+                socket_down_since[0] = 0.0
+            elif not socket_down_since[0]:
+                socket_down_since[0] = time.time()
             out.update(socket_connected=connected, ok=connected)
+            if not connected:
+                since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(socket_down_since[0]))
+                out["reason"] = f"Socket Mode disconnected since {since}"
         return out
 
     try:
         await rt.warm()
+        if rt.identity is not None:
+            await rt.identity.warm()
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             handler = AsyncSocketModeHandler(app, app_token=settings.app_token)
-            await handler.connect_async()
-            log.info("connected in Socket Mode")
+            connector = asyncio.ensure_future(_connect_socket_mode(handler, stop))
         serve_http = not settings.socket_mode or "PORT" in os.environ
         if serve_http:
             read_timeout = http_read_timeout()
@@ -301,20 +341,69 @@ async def serve(
             ready(info)
         await stop.wait()
     finally:
+        # SIGTERM/SIGINT: stopped within STOP_GRACE_S (platforms kill after 10-30 s; an
+        # operator's Ctrl-C should not wait on a slow audit). Unfinished checks are cancelled.
         stop.set()
+        if connector is not None:
+            connector.cancel()
+            with contextlib.suppress(BaseException):
+                await connector
         if handler is not None:
             with contextlib.suppress(Exception):
-                await handler.close_async()
+                await asyncio.wait_for(handler.close_async(), 1.0)
         if runner is not None:
             await runner.cleanup()
-        await rt.shutdown(timeout=10)
+        await rt.shutdown(timeout=STOP_GRACE_S / 2)
         if scheduler is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(scheduler, 10)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(scheduler, STOP_GRACE_S / 4)
         if store is not None:
             with contextlib.suppress(Exception):
                 await store.close()
     return 0
+
+
+class _OneLine(logging.Filter):
+    """slack_sdk logs each failed reconnect of a dropped WebSocket with a traceback; the
+    reason is in the message already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith(("Failed to connect", "Failed to check the current session")):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _one_line_reconnects(logger: logging.Logger) -> None:
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+        logger.addFilter(_OneLine())
+
+
+async def _connect_socket_mode(handler: Any, stop: asyncio.Event) -> None:
+    """Open the Socket Mode connection, trying again with back-off (1 s doubling to 60 s) and
+    one log line per failed attempt, until it is up or the process stops. Once connected,
+    slack_sdk's client reconnects a dropped WebSocket by itself."""
+    from bot.slack.health import describe
+
+    _one_line_reconnects(handler.client.logger)
+    delay = 1.0
+    attempt = 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            # First ask for a WebSocket URL ourselves: slack_sdk's connect() retries a failure
+            # forever, every few seconds, logging a traceback each time.
+            await asyncio.wait_for(handler.client.web_client.apps_connections_open(app_token=handler.app_token),
+                                   SOCKET_CONNECT_TIMEOUT_S)
+            await asyncio.wait_for(handler.connect_async(), SOCKET_CONNECT_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("Socket Mode: could not connect to Slack (attempt %d: %s); next try in %.0f s",
+                        attempt, describe(exc), delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 60.0)
+            continue
+        log.info("connected in Socket Mode")
+        return
 
 
 def run_serve(settings: SlackSettings | None = None) -> int:

@@ -49,9 +49,18 @@ def _redacting_class() -> type:
                            data: Any = None, params: dict[str, Any] | None = None,
                            json: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
                            auth: dict[str, Any] | None = None) -> AsyncSlackResponse:
-            return await super().api_call(api_method, http_verb=http_verb, files=files, data=scrub_params(data),
-                                          params=scrub_params(params), json=scrub_params(json),
-                                          headers=headers, auth=auth)
+            health = getattr(self, "mc_health", None)
+            try:
+                response = await super().api_call(api_method, http_verb=http_verb, files=files,
+                                                  data=scrub_params(data), params=scrub_params(params),
+                                                  json=scrub_params(json), headers=headers, auth=auth)
+            except Exception as exc:  # reported, then raised as before (a cancel is no outcome)
+                if health is not None:
+                    health.observe(api_method, exc)
+                raise
+            if health is not None:
+                health.observe(api_method, None)
+            return response
 
     return RedactingWebClient
 
@@ -66,17 +75,23 @@ def redacting_class() -> type:
     return _CLASS
 
 
-def redacting_copy(client: Any) -> Any:
-    """The same client (token, base URL, session, retry handlers ...) as a RedactingWebClient."""
+def redacting_copy(client: Any, health: Any = None) -> Any:
+    """The same client (token, base URL, session, retry handlers ...) as a RedactingWebClient,
+    reporting each call's outcome to `health` (bot/slack/health.py) when given."""
     cls = redacting_class()
+    health = health if health is not None else getattr(client, "mc_health", None)
     if isinstance(client, cls):
+        if health is not None and getattr(client, "mc_health", None) is None:
+            setattr(client, "mc_health", health)  # noqa: B010 (a type-less attribute)
         return client
-    return cls(
+    copy = cls(
         token=client.token, base_url=client.base_url, timeout=client.timeout, ssl=client.ssl, proxy=client.proxy,
         session=client.session, trust_env_in_session=client.trust_env_in_session, headers=client.headers,
         team_id=getattr(client, "team_id", None), logger=client.logger,
         retry_handlers=list(client.retry_handlers) if client.retry_handlers is not None else None,
     )
+    copy.mc_health = health
+    return copy
 
 
 def retry_handlers() -> list[Any]:
@@ -100,10 +115,13 @@ def api_base_url(explicit: str | None = None) -> str | None:
     return base
 
 
-def make_web_client(token: str | None, base_url: str | None = None) -> Any:
-    """A redacting AsyncWebClient with mailcheck's retry handlers (replacing slack_sdk's default list)."""
+def make_web_client(token: str | None, base_url: str | None = None, health: Any = None) -> Any:
+    """A redacting AsyncWebClient with mailcheck's retry handlers (replacing slack_sdk's default list);
+    each call's outcome goes to `health` (bot/slack/health.py) when given."""
     kwargs: dict[str, Any] = {"token": token, "retry_handlers": retry_handlers()}
     base = api_base_url(base_url)
     if base:
         kwargs["base_url"] = base
-    return redacting_class()(**kwargs)
+    client = redacting_class()(**kwargs)
+    client.mc_health = health
+    return client

@@ -120,11 +120,11 @@ async def harness(dns_world: Any, tmp_path: Path, request: Any) -> AsyncIterator
     overrides: dict[str, Any] = getattr(request, "param", None) or {}
     fake = await FakeSlack().start()
     store = await Store.open(f"sqlite:///{tmp_path}/mailcheck.db")
-    settings = SlackSettings(
-        signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, api_url=fake.api_url,
-        nameservers=dns_world.nameserver_spec, dns_timeout=overrides.get("dns_timeout", 1.0),
-        check_deadline=overrides.get("check_deadline", 20.0),
-    )
+    settings = SlackSettings(**{
+        "signing_secret": SIGNING_SECRET, "bot_token": BOT_TOKEN, "api_url": fake.api_url,
+        "nameservers": dns_world.nameserver_spec, "dns_timeout": 1.0, "check_deadline": 20.0,
+        **overrides,
+    })
     app = create_app(settings, store=store)
     server = TestServer(build_web_app(app), host="127.0.0.1")
     await server.start_server()

@@ -58,6 +58,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "rate_limited": "Rate limited: too many checks from you or this workspace. Try again in {seconds} s.",
         "usage": "{error}\nTry `/mailcheck help`.",
         "failed": "Sorry — the check of {what} failed unexpectedly. Please try again in a moment.",
+        "slack_unavailable": ":warning: mailcheck cannot reach Slack's Web API right now, so this command "
+                             "was not run. Please try again in a few minutes; if it keeps failing, the app's "
+                             "admin can see the reason at the bot's /healthz.",
+        "failed_request": ":warning: mailcheck could not handle this command (an error on the bot's side). "
+                          "Please try again in a moment.",
         "timeout": "The check of {what} took too long and was stopped. DNS for it may be slow or unreachable.",
         "lang_set": "Language set to English for {who}.",
         "you": "you", "workspace": "this workspace",
@@ -88,6 +93,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "rate_limited": "レート制限中です（あなたまたはこのワークスペースのチェックが多すぎます）。{seconds} 秒後に再度お試しください。",
         "usage": "{error}\n`/mailcheck help` をご覧ください。",
         "failed": "申し訳ありません。{what} の確認中に予期しないエラーが発生しました。少し待ってから再度お試しください。",
+        "slack_unavailable": ":warning: mailcheck から現在SlackのWeb APIに接続できないため、このコマンドは実行されません"
+                             "でした。数分後にもう一度お試しください。繰り返し失敗する場合は、アプリの管理者が"
+                             "ボットの /healthz で原因を確認できます。",
+        "failed_request": ":warning: mailcheck 側のエラーにより、このコマンドを処理できませんでした。少し待ってから"
+                          "再度お試しください。",
         "timeout": "{what} の確認に時間がかかりすぎたため中止しました。DNS が遅いか到達できない可能性があります。",
         "lang_set": "{who}の表示言語を日本語にしました。",
         "you": "あなた", "workspace": "このワークスペース",

@@ -35,14 +35,25 @@ class RedactingRespond(AsyncRespond):
         return await super().__call__(*redact.scrub(args), **redact.scrub(kwargs))
 
 
+def redact_outbound_for(health: Any = None) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """`redact_outbound` whose clients also report each call's outcome to `health`."""
+
+    async def middleware(req: AsyncBoltRequest, resp: BoltResponse,
+                         next: Callable[[], Awaitable[BoltResponse | None]]) -> BoltResponse | None:
+        return await redact_outbound(req, resp, next, health=health)
+
+    return middleware
+
+
 async def redact_outbound(req: AsyncBoltRequest, resp: BoltResponse,
-                          next: Callable[[], Awaitable[BoltResponse | None]]) -> BoltResponse | None:
+                          next: Callable[[], Awaitable[BoltResponse | None]], *, health: Any = None
+                          ) -> BoltResponse | None:
     """Global middleware (registered before the listeners, after Bolt's authorization:
     the per-request client already carries the workspace's token)."""
     ctx = req.context
     client = ctx.get("client")
     if client is not None:
-        ctx["client"] = redacting_copy(client)
+        ctx["client"] = redacting_copy(client, health)
         ctx.pop("say", None)  # rebuilt lazily from the redacting client
     ack = ctx.get("ack")
     if ack is None or (type(ack) is AsyncAck and ack.response is None):

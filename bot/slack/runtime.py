@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.slack.health import SlackHealth, SlackIdentity
 from bot.slack.metrics import Metrics
 from bot.slack.router import Command
 from bot.slack.settings import SlackSettings
@@ -250,6 +251,9 @@ class Runtime:
         self._store_task: asyncio.Future[Any] | None = None
         self._store_failed = False
         self.metrics = metrics or Metrics()
+        # The Web API's state as this app's calls see it (/healthz, the ack's error line).
+        self.health = SlackHealth()
+        self.identity: SlackIdentity | None = None  # single-workspace mode: set by create_app
         self.cache = ReportCache()
         self.check_loop: CheckLoop | None = CheckLoop() if settings.check_thread else None
         self.tasks: set[asyncio.Task[Any]] = set()
