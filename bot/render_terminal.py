@@ -15,12 +15,12 @@ GROUP_TITLES = {
     "spf": "SPF", "dkim": "DKIM", "dmarc": "DMARC", "mx": "MX", "ptr": "Reverse DNS (PTR / FCrDNS)",
     "mta_sts": "MTA-STS", "tls_rpt": "TLS-RPT", "bimi": "BIMI", "dnssec": "DNSSEC", "blocklists": "Blocklists",
     "blocklist": "Blocklists", "requirements": "Gmail / Yahoo Inc. (yahoo.com, aol.com) / Microsoft sender requirements",
-    "bounce": "Bounce", "message": "Message", "input": "Input", "ip": "IP",
+    "bounce": "Bounce", "message": "Message", "input": "Input", "ip": "IP", "domain": "Domain",
 }
 GROUP_TITLES_JA = {
     "ptr": "逆引きDNS（PTR / FCrDNS）", "blocklists": "ブロックリスト", "blocklist": "ブロックリスト",
     "requirements": "Gmail・米Yahoo（yahoo.com・aol.com）・Microsoftの送信者要件", "bounce": "バウンス", "message": "メッセージ",
-    "input": "入力",
+    "input": "入力", "domain": "ドメイン",
 }
 LABELS = {
     "en": {"fixes": "How to fix", "verify": "Check", "took": "took", "lists": "Blocklist lookups",

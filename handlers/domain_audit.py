@@ -21,7 +21,7 @@ from handlers.findings import finding
 from handlers.model import BlocklistResult, Finding, Report
 from handlers.mta_sts import audit_mta_sts
 from handlers.mx import MXInfo, audit_mx, mx_details
-from handlers.requirements import summarize, verdicts
+from handlers.requirements import parked, summarize, verdicts
 from handlers.tls_rpt import audit_tls_rpt
 
 # MX addresses whose reverse DNS and blocklist listings one audit checks. Each address
@@ -153,10 +153,39 @@ async def audit_domain(
     await lists_task
     await prefetched
 
+    if mx_info.nxdomain:
+        # The domain does not exist: that is the one verdict. Its missing SPF, DMARC, DKIM,
+        # DNSSEC and the fixes for them would bury it (they all follow from it). IPs the
+        # user named are still checked: they exist whatever the domain does.
+        report.findings = [*mx_f, *ipptr_f, *(f for f in bl_findings if f.evidence.get("target") != domain)]
+        report.blocklists = [r for r in bl_results if r.target != domain]
+        report.details["ptr"] = ipptr_d
+        report.dns_stats = resolver.stats.as_dict()
+        report.duration_ms = int((time.monotonic() - t0) * 1000)
+        return report
+    tags = dmarc_d.get("tags") or {}
+    spf_record = str((spf_tree or {}).get("record") or "") if isinstance(spf_tree, dict) else ""
+    if mx_info.null_mx and _is_parked(spf_record, tags.get("p")) and not given_ips:
+        # Parked (sends and receives nothing, and says so): no DKIM key is expected and the
+        # sender requirements are about mail it never sends.
+        dkim_f = [f for f in dkim_f if f.code != "dkim.no_selector_found"]
+        for f in dmarc_f:
+            if f.code == "dmarc.no_rua":
+                f.severity = "info"
+        report.findings = [*spf_f, *dkim_f, *dmarc_f, *mx_f, *bimi_f, *dnssec_f, *bl_findings, parked(domain)]
+        report.blocklists = bl_results
+        report.details.update({"spf": spf_tree, "dmarc": dmarc_d, "dkim": dkim_d, "mx": mx_details(mx_info)})
+        report.dns_stats = resolver.stats.as_dict()
+        report.duration_ms = int((time.monotonic() - t0) * 1000)
+        return report
+    if mx_info.null_mx and _authorises_senders(spf_record):
+        # A null MX on a domain that does send: Yahoo rejects its mail (550 5.7.27).
+        for f in mx_f:
+            if f.code == "mx.null":
+                f.severity = "critical"
     findings: list[Finding] = [*spf_f, *dkim_f, *dmarc_f, *mx_f, *ipptr_f, *mxptr_f, *transport_f, *bimi_f,
                                *dnssec_f, *bl_findings]
     sending_ips = given_ips or ([] if mx_info.null_mx else checked_mx_addresses(mx_info))
-    tags = dmarc_d.get("tags") or {}
     visible = summarize(
         findings,
         sending_ips=sending_ips,
@@ -164,8 +193,7 @@ async def audit_domain(
         null_mx=mx_info.null_mx,
         dmarc_policy=tags.get("p"),
     )
-    if not mx_info.nxdomain:
-        findings.extend(verdicts(domain, visible))
+    findings.extend(verdicts(domain, visible))
     report.findings = findings
     report.blocklists = bl_results
     report.details.update(
@@ -180,6 +208,20 @@ async def audit_domain(
     report.dns_stats = resolver.stats.as_dict()
     report.duration_ms = int((time.monotonic() - t0) * 1000)
     return report
+
+
+def _spf_terms(record: str) -> list[str]:
+    return record.lower().split()[1:] if record.lower().startswith("v=spf1") else []
+
+
+def _is_parked(spf_record: str, dmarc_policy: object) -> bool:
+    """Null MX (checked by the caller), SPF that authorises no one, DMARC p=reject."""
+    return _spf_terms(spf_record) == ["-all"] and str(dmarc_policy or "").lower() == "reject"
+
+
+def _authorises_senders(spf_record: str) -> bool:
+    terms = _spf_terms(spf_record)
+    return bool(terms) and terms not in (["-all"], ["~all"])
 
 
 async def _none_pair() -> tuple[list[Finding], dict[str, Any]]:

@@ -55,8 +55,7 @@ async def audit_mx(resolver: Resolver, domain: str) -> tuple[list[Finding], MXIn
                 "The name returned NXDOMAIN: nothing can be delivered to or authenticated for it. "
                 "Check the spelling, or that the domain's registration and delegation are active.",
                 evidence={"target": domain},
-                remediation=["mx.publish"],
-                check="mx",
+                check="domain",
             )
         )
         return out, info

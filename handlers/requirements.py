@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from handlers.findings import finding
-from handlers.model import Finding
+from handlers.model import SEVERITY_RANK, Finding, Severity
 
 State = Literal["met", "unmet", "unknown", "not_found"]
 
@@ -32,46 +32,67 @@ class Visible:
     null_mx: bool = False
     sending_ips: list[str] = field(default_factory=list)
     ips_source: str = "MX hosts"
+    # The worst severity among the findings a part rests on: a requirement line is as
+    # severe as the fact behind it, the same fact says the same thing in every section.
+    weight: dict[str, Severity] = field(default_factory=dict)
 
 
-def _state_from(findings: list[Finding], prefix: str, bad: set[str]) -> State:
+def _worst(findings: list[Finding]) -> Severity:
+    return min((f.severity for f in findings), key=lambda s: SEVERITY_RANK[s], default="warning")
+
+
+def _state_from(findings: list[Finding], prefix: str, bad: set[str]) -> tuple[State, Severity]:
     mine = [f for f in findings if f.code.startswith(prefix)]
-    if any(f.code in bad for f in mine):
-        return "unmet"
+    failing = [f for f in mine if f.code in bad]
+    if failing:
+        return "unmet", _worst(failing)
     if any(f.severity == "unknown" for f in mine):
-        return "unknown"
-    return "met"
+        return "unknown", "unknown"
+    return "met", "ok"
 
 
 def summarize(
     findings: list[Finding], *, sending_ips: list[str], ips_source: str, null_mx: bool, dmarc_policy: str | None
 ) -> Visible:
     v = Visible(sending_ips=sending_ips, ips_source=ips_source, null_mx=null_mx, dmarc_policy=dmarc_policy)
-    v.spf = _state_from(
-        findings, "spf.", {"spf.missing", "spf.multiple_records", "spf.permerror", "spf.too_many_lookups",
-                           "spf.too_many_void_lookups", "spf.include_missing"}
+    # `+all` is a valid record that authorises everyone: never "SPF record valid: met"
+    # (the audit files it critical; `?all` is a warning and still a record).
+    open_door = [f for f in findings if f.code == "spf.permissive_all" and f.severity == "critical"]
+    v.spf, v.weight["spf"] = _state_from(
+        [f for f in findings if f.code != "spf.permissive_all"] + open_door, "spf.",
+        {"spf.missing", "spf.multiple_records", "spf.permerror", "spf.too_many_lookups",
+         "spf.too_many_void_lookups", "spf.include_missing", "spf.permissive_all"}
     )
-    v.dmarc = _state_from(findings, "dmarc.", {"dmarc.missing", "dmarc.invalid"})
+    v.dmarc, v.weight["dmarc"] = _state_from(findings, "dmarc.", {"dmarc.missing", "dmarc.invalid"})
+    mx_null = [f for f in findings if f.code == "mx.null"]
+    v.weight["null_mx"] = _worst(mx_null) if mx_null else "ok"
     dkim = [f for f in findings if f.code.startswith("dkim.")]
     if any(f.code == "dkim.ok" or (f.code in ("dkim.weak_key", "dkim.testing") and f.severity != "critical")
            for f in dkim):
         v.dkim = "met"
     elif any(f.code in ("dkim.invalid_record", "dkim.weak_key") for f in dkim):
         v.dkim = "unmet"
+        v.weight["dkim"] = _worst([f for f in dkim if f.code in ("dkim.invalid_record", "dkim.weak_key")])
     elif any(f.severity == "unknown" for f in dkim):
         v.dkim = "unknown"
     else:
         v.dkim = "not_found"
+        v.weight["dkim"] = _worst([f for f in dkim if f.severity != "ok"]) if dkim else "warning"
     ptr = [f for f in findings if f.code.startswith("ptr.")]
+    broken = [f for f in ptr if f.code in ("ptr.missing", "ptr.mismatch")]
     if not sending_ips:
         v.ptr = "unknown"
-    elif any(f.code in ("ptr.missing", "ptr.mismatch") for f in ptr):
+    elif broken:
         v.ptr = "unmet"
+        v.weight["ptr"] = _worst(broken)
     elif any(f.severity == "unknown" for f in ptr):
         v.ptr = "unknown"
     else:
         v.ptr = "met"
-    v.ptr_generic = any(f.code == "ptr.generic" for f in ptr)
+    generic = [f for f in ptr if f.code == "ptr.generic"]
+    v.ptr_generic = bool(generic)
+    if generic:
+        v.weight["ptr_nongeneric"] = _worst(generic)
     return v
 
 
@@ -106,13 +127,15 @@ def verdicts(domain: str, v: Visible) -> list[Finding]:
         unmet = [_PARTS[k] for k, s in parts.items() if s == "unmet"]
         not_found = [_PARTS[k] for k, s in parts.items() if s == "not_found"]
         unknown = [_PARTS[k] for k, s in parts.items() if s == "unknown"]
-        hard_fail = any(parts[k] == "unmet" for k in parts if k != "dkim") or (
-            parts["spf"] != "met" and parts["dkim"] not in ("met", "unknown")
-        )
-        if hard_fail:
-            severity = "critical"
-        elif unmet or not_found:
-            severity = "warning"
+        failing = [v.weight.get(k, "warning") for k, s in parts.items() if s in ("unmet", "not_found")]
+        if failing:
+            severity: Severity = min(failing, key=lambda s: SEVERITY_RANK[s])
+            if severity in ("ok", "unknown"):
+                severity = "info"
+            # Neither SPF nor DKIM can be seen passing: receivers that require one of them
+            # reject the mail (Gmail 5.7.26), whatever each part weighs alone.
+            if parts["spf"] == "unmet" and parts["dkim"] in ("unmet", "not_found"):
+                severity = "critical"
         elif unknown:
             severity = "unknown"
         else:
@@ -120,6 +143,8 @@ def verdicts(domain: str, v: Visible) -> list[Finding]:
         name = _NAMES[provider]
         if severity == "ok":
             title = f"{domain} meets {name}'s DNS-visible sender requirements"
+        elif severity == "info":
+            title = f"{domain} nearly meets {name}'s sender requirements"
         elif severity == "unknown":
             title = f"Could not fully judge {domain} against {name}'s sender requirements"
         else:
@@ -139,7 +164,7 @@ def verdicts(domain: str, v: Visible) -> list[Finding]:
         out.append(
             finding(
                 _CODES[provider],
-                severity,  # type: ignore[arg-type]
+                severity,
                 title,
                 " ".join(lines),
                 evidence={
@@ -156,3 +181,18 @@ def verdicts(domain: str, v: Visible) -> list[Finding]:
             )
         )
     return out
+
+
+def parked(domain: str) -> Finding:
+    """A domain that sends and receives no mail and says so in DNS (RFC 7505 null MX,
+    `v=spf1 -all`, DMARC `p=reject`: the M3AAWG parked-domain set): the sender
+    requirements are about mail it never sends."""
+    return finding(
+        "requirements.not_sending",
+        "ok",
+        f"{domain} is parked: it sends and receives no mail, so the sender requirements don't apply",
+        "Null MX, SPF '-all' and DMARC p=reject together tell every receiver to refuse mail from it and that "
+        "it receives none: the set a parked domain should publish. Nothing to fix.",
+        evidence={"target": domain},
+        check="requirements",
+    )

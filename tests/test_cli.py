@@ -297,3 +297,24 @@ def test_a_reader_that_closes_the_pipe_does_not_turn_the_exit_code_critical() ->
         proc.stdout.close()  # as `head -1` does
         assert proc.wait(timeout=60) == 0
         assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
+
+
+def test_spf_on_a_plus_all_domain_says_pass_and_warns_it_authorises_everyone(dns_world: DNSWorld) -> None:
+    p = subprocess.run([sys.executable, "-m", "bot", "spf", "plusall.example", "203.0.113.9", "--json"],
+                       env=dns_world.env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr  # SPEC: `mailcheck spf` exits 0 whatever the result
+    data = json.loads(p.stdout)
+    assert data["spf"]["result"] == "pass"
+    found = {f["code"]: f["severity"] for f in data["findings"]}
+    assert found == {"spf.pass": "ok", "spf.permissive_all": "critical"}
+
+
+def test_a_parked_domain_exits_0_and_a_missing_one_exits_1_with_one_headline(dns_world: DNSWorld) -> None:
+    parked = subprocess.run([sys.executable, "-m", "bot", "domain", "nullmx.example"], env=dns_world.env(),
+                            capture_output=True, text=True, timeout=120)
+    assert parked.returncode == 0, parked.stdout
+    assert "parked" in parked.stdout and "From domain has no null MX" not in parked.stdout
+    gone = subprocess.run([sys.executable, "-m", "bot", "domain", "nope.good.example", "--json"],
+                          env=dns_world.env(), capture_output=True, text=True, timeout=120)
+    assert gone.returncode == 1
+    assert [f["code"] for f in json.loads(gone.stdout)["findings"]] == ["domain.nxdomain"]

@@ -58,7 +58,9 @@ def codes(report: Report) -> dict[str, str]:
         ("weak.example", "dnssec.unsigned", "info"),
         ("good.example", "dnssec.ok", "ok"),
         ("nothing.example", "requirements.gmail", "critical"),
-        ("weak.example", "requirements.yahoo", "critical"),
+        # The worst fact behind it is a warning (void lookups; no PTR on the MX address).
+        ("weak.example", "requirements.yahoo", "warning"),
+        ("plusall.example", "requirements.gmail", "critical"),  # '+all' is no valid SPF
         ("nothing.example", "requirements.microsoft", "critical"),
     ],
 )
@@ -84,10 +86,41 @@ async def test_requirements_judge_the_given_sending_ip(dns_world: DNSWorld) -> N
     assert gmail.evidence["sending_ips"] == ["192.0.2.32"]
 
 
-async def test_a_null_mx_domain_skips_receiving_checks(dns_world: DNSWorld) -> None:
-    found = codes(await audit(dns_world, "nullmx.example"))
+async def test_a_parked_domain_passes(dns_world: DNSWorld) -> None:
+    """Null MX, `v=spf1 -all`, DMARC p=reject: a domain correctly set up to send and
+    receive nothing. It gets no receiving checks, no DKIM or sender-requirement demands,
+    and nothing critical or to warn about."""
+    report = await audit(dns_world, "nullmx.example")
+    found = codes(report)
     assert "mta_sts.missing" not in found and "tls_rpt.missing" not in found
-    assert found["requirements.yahoo"] == "critical"  # Yahoo rejects mail from null-MX domains
+    assert found["requirements.not_sending"] == "ok"
+    assert not {c for c in found if c.startswith("requirements.") and c != "requirements.not_sending"}
+    assert "dkim.no_selector_found" not in found
+    assert not [f for f in report.findings if f.severity in ("critical", "warning")], found
+
+
+async def test_a_domain_that_does_not_exist_gets_one_headline(dns_world: DNSWorld) -> None:
+    report = await audit(dns_world, "nope.good.example")
+    assert [(f.code, f.severity, f.group) for f in report.findings] == [("domain.nxdomain", "critical", "domain")]
+    assert not report.blocklists and not [r for f in report.findings for r in f.remediation]
+
+
+async def test_a_requirement_line_is_as_severe_as_the_findings_it_rests_on(dns_world: DNSWorld) -> None:
+    """The same fact has the same severity in every section."""
+    for domain in ("weak.example", "badmx.example", "good.example", "nothing.example", "revoked.example"):
+        report = await audit(dns_world, domain)
+        lines = [f for f in report.findings if f.code.startswith("requirements.")]
+        assert lines
+        for line in lines:
+            if line.severity in ("warning", "info"):
+                behind = {f.severity for f in report.findings if not f.code.startswith("requirements.")}
+                assert line.severity in behind, (domain, line.code, line.severity, behind)
+
+
+async def test_plus_all_is_never_a_met_spf_requirement(dns_world: DNSWorld) -> None:
+    report = await audit(dns_world, "plusall.example")
+    for line in (f for f in report.findings if f.code.startswith("requirements.")):
+        assert "SPF record valid" in line.evidence["unmet"] and "SPF record valid" not in line.evidence["met"]
 
 
 async def test_a_servfail_domain_is_unknown_everywhere_never_ok(dns_world: DNSWorld) -> None:

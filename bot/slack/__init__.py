@@ -52,11 +52,17 @@ def _identity_first(identity: SlackIdentity) -> Any:
     auth.test cached at start-up (bot/slack/health.py), so a request never waits on Slack's
     retries and an outage is answered in one line (SlackUnavailable, bot/slack/failures.py)
     instead of Bolt's "installation no longer available, reinstall"."""
+    from slack_bolt.middleware.authorization.async_internals import _is_no_auth_required
     from slack_bolt.middleware.authorization.async_single_team_authorization import (
         AsyncSingleTeamAuthorization,
     )
+    from slack_bolt.middleware.authorization.internals import _is_no_auth_test_call_required
 
     async def middleware(req: Any, resp: Any, next: Any) -> Any:
+        # The requests Bolt itself answers without auth.test (url_verification, ssl_check,
+        # app_uninstalled ...) need no identity either: Bolt's own tests, reused.
+        if _is_no_auth_required(req) or _is_no_auth_test_call_required(req):
+            return await next()
         answer = await identity.get()
         for step in identity.bolt_steps:  # Bolt's own auth.test cache, so it does not ask again
             if isinstance(step, AsyncSingleTeamAuthorization) and step.auth_test_result is None:

@@ -269,6 +269,9 @@ async def spf_check(
     spf: dict[str, Any] = res.to_dict()
     report = Report(kind="spf", subject=f"{dom} {format_ip(ip)}", spf=spf)
     report.findings.append(_result_finding(res))
+    open_door = _permissive_pass(res)
+    if open_door is not None:
+        report.findings.append(open_door)
     report.duration_ms = int((time.monotonic() - t0) * 1000)
     report.dns_stats = resolver.stats.as_dict()
     return report
@@ -648,6 +651,27 @@ _RESULT_TEXT: dict[str, tuple[str, str, str]] = {
     "permerror": ("spf.permerror", "critical", "SPF permerror: the SPF policy of {domain} is broken"),
     "temperror": ("spf.unknown", "unknown", "SPF temperror: a DNS lookup failed while checking {domain}"),
 }
+
+
+def _permissive_pass(res: SPFResult) -> Finding | None:
+    """A pass that came from `+all` (or a bare `all`) passes every address on the Internet:
+    the result is right, and the record is the problem (the audit's spf.permissive_all)."""
+    if res.result != "pass" or not res.path:
+        return None
+    where, _, term = res.path[-1].rpartition(": ")
+    if term.lower() not in ("all", "+all"):
+        return None
+    where = where or res.matched_domain or res.domain
+    return Finding(
+        code="spf.permissive_all",
+        severity="critical",
+        title=f"{format_ip(res.ip)} passes only because the SPF record of {where} ends in '{term}': every host passes",
+        detail=f"'{term}' gives SPF pass to mail from any IP address, so anyone can send as {res.domain} and pass "
+               "SPF. Use '-all' (or '~all') after listing your senders.",
+        evidence={"target": res.domain, "record": res.record or "", "value": term},
+        remediation=["spf.tighten_all"],
+        check="spf",
+    )
 
 
 def _result_finding(res: SPFResult) -> Finding:
