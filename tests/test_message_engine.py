@@ -509,3 +509,36 @@ async def test_a_listed_link_domain_is_explained_in_japanese_for_japanese_reader
     meaning = str(only(report, "message.url_listed").evidence["meaning"])
     assert "低評価ドメイン（スパム）" in meaning  # Spamhaus DBL's 127.0.1.2, from the knowledge base
     assert "low-reputation" not in meaning and "spam domain" not in meaning
+
+
+# ------------------------------------------------------------------- the receiver's word first
+RECEIVER_PASS = ("Authentication-Results: mx.recv.example; dkim=pass header.d=msg.example header.s=s2048; "
+                 "spf=pass smtp.mailfrom=msg.example; dmarc=pass header.from=msg.example")
+
+
+async def test_a_copy_without_its_dkim_header_is_not_called_unsigned_when_the_receiver_saw_dkim_pass(
+        dns_world: DNSWorld) -> None:
+    report = await run(dns_world, build(extra=[RECEIVER_PASS]))
+    missing = only(report, "message.dkim_missing")
+    assert missing.severity == "info" and "dkim=pass" in missing.title
+    verdict = only(report, "message.verdict")
+    assert "message.dkim_missing" not in [c["code"] for c in verdict.evidence["causes"]]
+
+
+async def test_a_copy_altered_after_a_receiver_dkim_pass_condemns_neither_dkim_nor_one_click(
+        dns_world: DNSWorld) -> None:
+    """A pasted copy whose body changed (line breaks, a client's edits) fails DKIM here; the
+    receiver's dkim=pass is what the mailbox judged, so neither DKIM nor the RFC 8058
+    signature coverage of the unsubscribe headers is a cause."""
+    extra = [
+        "List-Unsubscribe: <https://msg.example/unsub?u=1>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "Feedback-ID: 1:news:msg:esp1",
+    ]
+    signed = sign(build(extra=extra), include_headers=[*SIGNED, b"list-unsubscribe", b"list-unsubscribe-post"])
+    altered = (RECEIVER_PASS + "\r\n").encode() + signed.replace(b"next Tuesday", b"next  Tuesday")
+    report = await run(dns_world, altered)
+    assert only(report, "message.dkim_invalid").severity == "info"
+    assert "message.no_list_unsubscribe" not in codes(report)
+    causes = [c["code"] for c in only(report, "message.verdict").evidence["causes"]]
+    assert "message.dkim_invalid" not in causes and "message.no_list_unsubscribe" not in causes

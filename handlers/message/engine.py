@@ -223,7 +223,13 @@ async def diagnose_message(
         rows, bl_findings = bl
         report.blocklists.extend(rows)
         report.findings.extend(_blocklist_findings(st, rows, bl_findings))
-    dkim_signed = {h for r in sig_results if r.status == "valid" for h in r.sig.signed_headers}
+    # Headers covered by a signature that holds: valid here, or failing here on a copy while
+    # the receiver recorded dkim=pass for its domain (a paste or mail client alters the copy,
+    # not what the receiver judged; RFC 8058's DKIM coverage is then met).
+    receiver_ok = _receiver_dkim_pass(st)
+    dkim_signed = {h for r in sig_results
+                   if r.status == "valid" or (r.status != "unknown" and (r.sig.domain or "").lower() in receiver_ok)
+                   for h in r.sig.signed_headers}
     report.findings.extend(st.content)
     signals = bulk_signals(pm)
     if signals:
@@ -425,8 +431,31 @@ def _clause(r: Any) -> str:
     return f"{r.method}={r.result}" + (f" ({r.comment[:120]})" if r.comment else "") + (f" {props}" if props else "")
 
 
+def _receiver_dkim_pass(st: Static) -> set[str]:
+    """Domains the receiver's own Authentication-Results recorded dkim=pass for."""
+    return {r.prop("header.d", "header.i").lstrip("@").rpartition("@")[2].lower()
+            for ar in st.authres for r in ar.get("dkim") if r.result in PASSING}
+
+
 def _dkim_findings(st: Static, results: list[SigResult], use_dns: bool) -> list[Finding]:
     out: list[Finding] = []
+    if not st.sigset.dkim and _receiver_dkim_pass(st):
+        # The receiver saw a valid signature: this copy lost the header (forwarded as text,
+        # copied from a client that hides it). Not a cause of anything.
+        passed = sorted(_receiver_dkim_pass(st))
+        out.append(
+            finding(
+                "message.dkim_missing",
+                "info",
+                "This copy has no DKIM-Signature header, but the receiver recorded dkim=pass",
+                f"The receiver's Authentication-Results show dkim=pass for {', '.join(passed)}, so the message was "
+                "signed when it arrived; the header was lost in this copy. Paste the original (Show original / "
+                ".eml) to have the signature itself checked.",
+                evidence={"target": st.from_domain, "count": 0, "value": ", ".join(passed)},
+                check=CHECK,
+            )
+        )
+        return out
     if not st.sigset.dkim:
         if st.sigset.error and st.pm.has("DKIM-Signature"):
             out.append(finding("message.dkim_invalid", "warning", "The DKIM signature can't be read",
@@ -494,7 +523,8 @@ def _dkim_findings(st: Static, results: list[SigResult], use_dns: bool) -> list[
                     "arrival and the copy checked here differs (a mail client or the paste changed line breaks, "
                     "encoding or spaces). Attach the original .eml if you can."
                 )
-            sev = "warning" if any_valid or s.domain in receiver_pass else "critical"
+            # The receiver's dkim=pass outweighs a failure on a copy: not a cause (info).
+            sev = "info" if s.domain in receiver_pass else ("warning" if any_valid else "critical")
             if any_valid and sev == "warning":
                 detail += " Another signature on this message is valid, so this one alone does not fail DKIM."
             out.append(
