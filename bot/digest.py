@@ -127,6 +127,10 @@ async def audit_target(watch: Watch, resolver: Resolver) -> Report:
 
 
 Audit = tuple[Report | None, AuditError | None]
+# Runs the audits of a pass somewhere else than the calling loop: the bot passes its check
+# thread's loop (bot/slack/runtime.py CheckLoop.run), so a digest's thousands of DNS
+# packets never share the loop that acks Slack's requests.
+AuditRunner = Callable[[Callable[[], Awaitable[dict[int, "Audit"]]]], Awaitable[dict[int, "Audit"]]]
 
 
 async def audit_targets(
@@ -592,6 +596,7 @@ async def run_jobs(
     concurrency: int = MAX_TARGET_CONCURRENCY,
     lease_s: int = DEFAULT_LEASE_S,
     now: datetime | None = None,
+    audit_runner: AuditRunner | None = None,
 ) -> RunStats:
     """Audit (one shared resolver for every job), prepare and post claimed jobs."""
     t0 = time.monotonic()
@@ -605,7 +610,12 @@ async def run_jobs(
     try:
         watches = [w for j in pending for w in j.watches]
         stats.targets = len({(w.kind, w.target) for w in watches})
-        audits = await audit_targets(watches, resolver, concurrency=concurrency)
+        shared = resolver
+
+        async def audit_all() -> dict[int, Audit]:
+            return await audit_targets(watches, shared, concurrency=concurrency)
+
+        audits = await (audit_runner(audit_all) if audit_runner is not None else audit_all())
     finally:
         for b in beats:
             b.cancel()
@@ -639,6 +649,7 @@ async def run_due(
     batch: int = 500,
     lease_s: int = DEFAULT_LEASE_S,
     team_id: str | None = None,
+    audit_runner: AuditRunner | None = None,
 ) -> RunStats:
     """Claim and post every due digest (in batches so several workers share the work)."""
     total = RunStats()
@@ -648,7 +659,8 @@ async def run_due(
         jobs = await store.claim_due(now, lease_s=lease_s, limit=batch, team_id=team_id)
         if not jobs:
             break
-        s = await run_jobs(store, jobs, post=post, resolver=resolver, lease_s=lease_s, now=now)
+        s = await run_jobs(store, jobs, post=post, resolver=resolver, lease_s=lease_s, now=now,
+                           audit_runner=audit_runner)
         for k in ("jobs", "posted", "lost", "failed", "targets", "messages"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
     total.seconds = time.monotonic() - t0
@@ -662,10 +674,11 @@ async def run_now(
     *,
     post: PostFn | None = None,
     resolver: Resolver | None = None,
+    audit_runner: AuditRunner | None = None,
 ) -> RunStats:
     """An unscheduled digest now (Slack `digest now`, CLI `digest run --all`)."""
     jobs = await store.claim_now(team_id, channel_id)
-    return await run_jobs(store, jobs, post=post, resolver=resolver)
+    return await run_jobs(store, jobs, post=post, resolver=resolver, audit_runner=audit_runner)
 
 
 async def run_scheduler(
@@ -677,6 +690,7 @@ async def run_scheduler(
     resolver_factory: Callable[[], Resolver] | None = None,
     lease_s: int = DEFAULT_LEASE_S,
     batch: int = 500,
+    audit_runner: AuditRunner | None = None,
 ) -> None:
     """Claim and post due digests every `interval` seconds until `stop_event` is set.
 
@@ -692,7 +706,8 @@ async def run_scheduler(
     while not stop_event.is_set():
         wait = interval
         try:
-            stats = await run_due(store, post=post, resolver_factory=resolver_factory, lease_s=lease_s, batch=batch)
+            stats = await run_due(store, post=post, resolver_factory=resolver_factory, lease_s=lease_s, batch=batch,
+                                  audit_runner=audit_runner)
             if stats.jobs:
                 log.info("digests: %s", stats.as_dict())
             if time.monotonic() - last_purge > 3600:

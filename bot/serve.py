@@ -252,13 +252,11 @@ async def _open_store(settings: SlackSettings) -> Any | None:
     return await Store.open(settings.database_url)
 
 
-def _start_scheduler(store: Any, stop: asyncio.Event) -> asyncio.Task[Any] | None:
-    try:
-        from bot.digest import run_scheduler
-    except ImportError:
-        log.info("bot.digest.run_scheduler not available: no digests from this process")
-        return None
-    return asyncio.ensure_future(run_scheduler(store, stop))
+def _start_scheduler(store: Any, stop: asyncio.Event, audit_runner: Any = None) -> asyncio.Task[Any]:
+    """Digests from this process; their audits run in the check thread (`audit_runner`)."""
+    from bot.digest import run_scheduler
+
+    return asyncio.ensure_future(run_scheduler(store, stop, audit_runner=audit_runner))
 
 
 async def serve(
@@ -336,7 +334,7 @@ async def serve(
             info["port"] = sockets[0].getsockname()[1] if sockets else settings.port
             log.info("HTTP on %s:%s (%s)", settings.host, info["port"], EVENTS_PATH)
         if settings.run_scheduler and store is not None:
-            scheduler = _start_scheduler(store, stop)
+            scheduler = _start_scheduler(store, stop, rt.check_loop.run if rt.check_loop is not None else None)
         if ready is not None:
             ready(info)
         await stop.wait()

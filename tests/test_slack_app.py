@@ -559,6 +559,29 @@ async def test_digest_now_posts_to_the_channel(harness: Harness) -> None:
     assert "good.example" in block_text(digest)
 
 
+async def test_digest_now_audits_in_the_check_thread_not_on_the_loop_that_acks(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A digest's audits are as heavy as any check: they run where checks run."""
+    import threading
+
+    import bot.digest
+
+    threads: list[str] = []
+    real = bot.digest.audit_target
+
+    async def recorded(watch: Any, resolver: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return await real(watch, resolver)
+
+    monkeypatch.setattr(bot.digest, "audit_target", recorded)
+    await harness.answer("watch good.example", channel="C7")
+    await harness.answer("digest now", channel="C7")
+    await harness.fake.wait_for(lambda: any(c.params.get("channel") == "C7" for c in harness.fake.posts()),
+                                timeout=40)
+    await harness.settle()
+    assert threads == ["mailcheck-checks"]
+
+
 async def test_direct_message_is_answered_like_a_mention(harness: Harness) -> None:
     dm = {"type": "message", "channel": "D1", "channel_type": "im", "user": "U1", "ts": "1700006000.000100",
           "text": "ip 192.0.2.1"}

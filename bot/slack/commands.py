@@ -219,7 +219,10 @@ async def _digest(rt: Runtime, client: Any, cmd: Command, team: str, channel: st
 
     async def run() -> None:
         try:
-            await run_now(store, team, channel, post=_poster(client, mod), resolver=rt.resolver())
+            # The audits run in the check thread's loop, like every other check.
+            runner = rt.check_loop.run if rt.check_loop is not None else None
+            await run_now(store, team, channel, post=_poster(client, mod), resolver=rt.resolver(),
+                          audit_runner=runner)
         except Exception:
             rt.metrics.errors.labels("digest").inc()
             log.exception("digest now failed")

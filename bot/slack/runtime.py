@@ -22,7 +22,7 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.slack.health import SlackHealth, SlackIdentity
 from bot.slack.metrics import Metrics
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from handlers.dns import Resolver
     from handlers.model import Report
 
+T = TypeVar("T")
 log = logging.getLogger("mailcheck.slack")
 
 LANG_TTL = 3600.0
@@ -99,11 +100,11 @@ class CheckLoop:
         assert self._loop is not None
         return self._loop
 
-    async def run(self, factory: Callable[[], Awaitable[Report]]) -> Report:
+    async def run(self, factory: Callable[[], Awaitable[T]]) -> T:
         """Run `factory()` in the check loop; cancelling this cancels it there too."""
         loop = self._started()
 
-        async def call() -> Report:
+        async def call() -> T:
             return await factory()
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), loop))
