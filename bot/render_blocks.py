@@ -32,10 +32,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.case_values import CaseValues, values_for
 from bot.slack.text import escape_slack, truncate
 from handlers.model import BlocklistResult, BounceRecord, Finding, Report
 
 MAX_BLOCKS = 50
+NO_CASE = CaseValues()
 SECTION_MAX = 3000
 HEADER_MAX = 150
 CONTEXT_MAX = 2000
@@ -196,7 +198,8 @@ def _item(blocks: list[Block], *, keep: bool = False) -> _Item:
     return _Item(blocks, chars, keep)
 
 
-def _remediation_text(ids: Iterable[str], lang: str, seen: set[str], *, verify: bool = False) -> str:
+def _remediation_text(ids: Iterable[str], lang: str, seen: set[str], *, verify: bool = False,
+                      case: CaseValues = NO_CASE) -> str:
     import knowledge
 
     lines: list[str] = []
@@ -204,24 +207,24 @@ def _remediation_text(ids: Iterable[str], lang: str, seen: set[str], *, verify: 
         entry = knowledge.find_remediation(rid)
         if entry is None:
             continue
-        title = escape_slack(entry.title.get(lang))
+        title = escape_slack(case.fill(entry.title.get(lang)))
         if rid in seen:
             lines.append(f"  :wrench: {title} ({t(lang, 'see_above')})")
             continue
         seen.add(rid)
         lines.append(f":wrench: *{t(lang, 'fix')}: {title}*")
         for i, (step, blocks) in enumerate(entry.steps_with_code(lang), 1):
-            lines.append(f"    {i}. {escape_slack(step)}")
+            lines.append(f"    {i}. {escape_slack(case.fill(step))}")
             for blk in blocks:
                 # A code block of its own, so Slack neither reflows it nor turns quotes into smart quotes.
                 label = f"# {blk.label}\n" if blk.label else ""
-                lines.append("```" + escape_slack(label + "\n".join(blk.lines)) + "```")
+                lines.append("```" + escape_slack(case.fill(label + "\n".join(blk.lines))) + "```")
         if verify:
-            lines.append(f"    _{t(lang, 'verify')}:_ {escape_slack(entry.verify.get(lang))}")
+            lines.append(f"    _{t(lang, 'verify')}:_ {escape_slack(case.fill(entry.verify.get(lang)))}")
     return "\n".join(lines)
 
 
-def _finding_item(f: Finding, lang: str, seen: set[str], *, detailed: bool) -> _Item:
+def _finding_item(f: Finding, lang: str, seen: set[str], *, detailed: bool, case: CaseValues = NO_CASE) -> _Item:
     icon = ICONS.get(f.severity, "")
     text = f"{icon} *{escape_slack(f.title)}*"
     if f.detail and (detailed or f.severity != "info"):
@@ -231,7 +234,7 @@ def _finding_item(f: Finding, lang: str, seen: set[str], *, detailed: bool) -> _
         if f.evidence:
             ev = json.dumps(f.evidence, ensure_ascii=False, default=str)
             text += f"\n_{t(lang, 'evidence')}:_ `{escape_slack(truncate(ev, 900))}`"
-    fix = _remediation_text(f.remediation, lang, seen, verify=detailed) if f.severity != "ok" else ""
+    fix = _remediation_text(f.remediation, lang, seen, verify=detailed, case=case) if f.severity != "ok" else ""
     if fix:
         text += "\n" + fix
     return _item(_section(text))
@@ -290,7 +293,7 @@ def _blocklist_items(report: Report, lang: str, *, detailed: bool) -> list[_Item
     return [_item([blk]) for blk in _section("\n".join(lines))]
 
 
-def _bounce_item(b: BounceRecord, lang: str, seen: set[str], *, detailed: bool) -> _Item:
+def _bounce_item(b: BounceRecord, lang: str, seen: set[str], *, detailed: bool, case: CaseValues = NO_CASE) -> _Item:
     # 'hard' = the address is dead; a permanent (5xx) refusal is just as red for the sender.
     icon = ICONS["critical"] if (b.hard or b.permanent) else ICONS["warning"]
     if b.reason == "delivered":
@@ -316,7 +319,7 @@ def _bounce_item(b: BounceRecord, lang: str, seen: set[str], *, detailed: bool) 
     if b.diagnostic:
         diag = b.diagnostic if detailed else truncate(b.diagnostic, 500)
         text += "\n" + "\n".join(f"> {escape_slack(ln)}" for ln in diag.splitlines()[:40] if ln.strip())
-    fix = _remediation_text(b.remediation, lang, seen, verify=detailed)
+    fix = _remediation_text(b.remediation, lang, seen, verify=detailed, case=case)
     if fix:
         text += "\n" + fix
     return _item(_section(text))
@@ -416,19 +419,20 @@ def render_report(
         head.append(_item([_context("\n".join(escape_slack(n) for n in report.notes))], keep=True))
 
     seen: set[str] = set()
+    case = values_for(report)  # the fix texts name this case's domain, IP and selector
     body: list[_Item] = []
     findings = report.sorted_findings()
     shown = [f for f in findings if detailed or f.severity != "ok"]
     passed = [f for f in findings if f.severity == "ok"] if not detailed else []
 
-    bounce_items = [_bounce_item(b, lang, seen, detailed=detailed) for b in report.bounces]
+    bounce_items = [_bounce_item(b, lang, seen, detailed=detailed, case=case) for b in report.bounces]
     if report.kind in ("bounce", "message") and bounce_items:
         # A bounce report leads with what happened; the live follow-ups come after.
         body += [_item([_section(f"*{t(lang, 'bounces')}*")[0]]), *bounce_items]
-        body += [_finding_item(f, lang, seen, detailed=detailed) for f in shown]
+        body += [_finding_item(f, lang, seen, detailed=detailed, case=case) for f in shown]
     else:
         body += _spf_item(report, lang, detailed=detailed)
-        body += [_finding_item(f, lang, seen, detailed=detailed) for f in shown]
+        body += [_finding_item(f, lang, seen, detailed=detailed, case=case) for f in shown]
         if bounce_items:
             body += bounce_items
     if passed:

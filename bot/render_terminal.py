@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.case_values import values_for
 from handlers.model import SEVERITY_RANK, Finding, Report
 
 SYMBOL = {"critical": "✖", "warning": "▲", "unknown": "?", "info": "•", "ok": "✔"}
@@ -172,17 +173,19 @@ def _render_fixes(con: Any, report: Report, lang: str, lab: dict[str, str]) -> N
     entries = [e for e in (knowledge.find_remediation(i) for i in ids) if e is not None]
     if not entries:
         return
+    case = values_for(report)  # the fix texts name this case's domain, IP and selector
     con.print(f"\n[bold underline]{lab['fixes']}[/bold underline]")
     for e in entries:
-        title = e.title.ja if lang == "ja" else e.title.en
-        verify = e.verify.ja if lang == "ja" else e.verify.en
+        title = case.fill(e.title.ja if lang == "ja" else e.title.en)
+        verify = case.fill(e.verify.ja if lang == "ja" else e.verify.en)
         con.print(f"\n  [bold]{escape(title)}[/bold]  [dim]{e.id}[/dim]")
         for i, (step, blocks) in enumerate(e.steps_with_code(lang), 1):
-            con.print(f"    {i}. {escape(step)}", soft_wrap=True)
+            con.print(f"    {i}. {escape(case.fill(step))}", soft_wrap=True)
             for blk in blocks:
                 # Copyable as printed: never wrapped, never highlighted, label on its own line.
                 if blk.label:
                     con.print(f"       [dim]# {escape(blk.label)}[/dim]", soft_wrap=False)
                 for line in blk.lines:
-                    con.print(f"       {escape(line)}", soft_wrap=False, highlight=False, overflow="ignore", crop=False)
+                    con.print(f"       {escape(case.fill(line))}", soft_wrap=False, highlight=False,
+                              overflow="ignore", crop=False)
         con.print(f"    [dim]{lab['verify']}: {escape(verify)}[/dim]", soft_wrap=True)
