@@ -269,7 +269,7 @@ def read_input(path: str) -> bytes:
 
 # -- commands ----------------------------------------------------------------
 async def cmd_domain(args: argparse.Namespace) -> Report:
-    from handlers.domain_audit import audit_domain
+    from handlers import api
     from handlers.inputs import InputError, normalize_selector
 
     domain, note = _domain(args.domain)
@@ -279,17 +279,16 @@ async def cmd_domain(args: argparse.Namespace) -> Report:
         raise UsageError(str(exc)) from exc
     ips = [_ip(i) for i in args.ip]
     resolver = make_resolver(args)
-    report = await _with_progress(
-        f"Auditing {domain}",
-        audit_domain(domain, resolver, selectors=selectors, ips=ips, blocklists=not args.no_blocklists),
-    )
+    request = api.CheckRequest(target=domain, selectors=tuple(selectors), ips=tuple(ips),
+                               blocklists=not args.no_blocklists)
+    report = await _with_progress(f"Auditing {domain}", api.run("domain", request, resolver))
     if note:
         report.notes.insert(0, note)
     return report
 
 
 async def cmd_ip(args: argparse.Namespace) -> Report:
-    from handlers.iprep import ip_report
+    from handlers import api
 
     raw = list(args.ips)
     if args.file:
@@ -302,30 +301,26 @@ async def cmd_ip(args: argparse.Namespace) -> Report:
         raise UsageError("give at least one IP address (or --file)")
     ips = list(dict.fromkeys(_ip(r) for r in raw))
     resolver = make_resolver(args, deadline=max(60.0, 2.0 * len(ips)))
-    return await _with_progress(f"Checking {len(ips)} IP(s)", ip_report(resolver, ips))
+    return await _with_progress(f"Checking {len(ips)} IP(s)", api.run("ip", api.CheckRequest(ips=tuple(ips)), resolver))
 
 
 async def cmd_spf(args: argparse.Namespace) -> Report:
-    from handlers.spf.evaluate import spf_check
+    from handlers import api
 
     domain, _note = _domain(args.domain)
     ip = _ip(args.ip)
-    resolver = make_resolver(args)
-    t0 = time.monotonic()
-    report = await spf_check(resolver, domain, ip, helo=args.helo, sender=args.sender)
-    report.duration_ms = report.duration_ms or int((time.monotonic() - t0) * 1000)
-    report.dns_stats = resolver.stats.as_dict()
-    return report
+    request = api.CheckRequest(target=domain, ips=(ip,), helo=args.helo, sender=args.sender)
+    return await api.run("spf", request, make_resolver(args))
 
 
 async def cmd_bounce(args: argparse.Namespace) -> Report:
-    from handlers.bounce_followup import analyse_with_followup
+    from handlers import api
 
     data = read_input(args.file)
     if not data.strip():
         raise UsageError("the input is empty: give a bounce, DSN, SMTP reply or log lines (a file, or pipe it on stdin)")
     resolver = make_resolver(args) if args.follow else None
-    return await analyse_with_followup(data, resolver, lang=args.lang)
+    return await api.run("bounce", api.CheckRequest(data=data, lang=args.lang or "en"), resolver)
 
 
 async def cmd_message(args: argparse.Namespace) -> Report:

@@ -116,14 +116,13 @@ class RunStats:
 
 # -- auditing ----------------------------------------------------------------------------
 async def audit_target(watch: Watch, resolver: Resolver) -> Report:
-    """Run the check a watch stands for on the shared resolver."""
+    """Run the check a watch stands for on the shared resolver (handlers/api.py, as the
+    CLI and the bot do)."""
+    from handlers import api
+
     if watch.kind == "ip":
-        from handlers.iprep import ip_report
-
-        return await ip_report(resolver, [watch.target])
-    from handlers.domain_audit import audit_domain
-
-    return await audit_domain(watch.target, resolver, selectors=list(watch.selectors) or None)
+        return await api.run("ip", api.CheckRequest(ips=(watch.target,)), resolver)
+    return await api.run("domain", api.CheckRequest(target=watch.target, selectors=tuple(watch.selectors)), resolver)
 
 
 Audit = tuple[Report | None, AuditError | None]

@@ -155,11 +155,6 @@ async def analyse_and_reply(
         log.exception("%s analysis failed", kind)
         await notice(rt, client, origin, text(lang, "failed", what=kind))
         return True
-    if report is None:  # no message engine yet
-        if quiet_if_empty:
-            return False
-        await notice(rt, client, origin, text(lang, "no_message_engine"))
-        return True
     if not report.bounces and not report.findings:
         if quiet_if_empty:
             return False

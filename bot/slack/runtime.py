@@ -10,7 +10,6 @@ audit never holds up another user's ack.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import pickle
 import re
@@ -28,6 +27,8 @@ from bot.slack.health import SlackHealth, SlackIdentity
 from bot.slack.metrics import Metrics
 from bot.slack.router import Command
 from bot.slack.settings import SlackSettings
+from handlers import api
+from handlers.api import CheckRequest
 
 if TYPE_CHECKING:
     from handlers.dns import Resolver
@@ -222,20 +223,6 @@ def classify(text: str) -> str | None:
         return "bounce"
     if looks_like_headers(text):
         return "message"
-    return None
-
-
-def message_engine() -> Callable[..., Awaitable[Report]] | None:
-    """The spam-folder diagnosis engine (`handlers.message.diagnose_message`), if installed.
-    Without it pasted headers are recognised but answered with "not available"."""
-    try:
-        mod = importlib.import_module("handlers.message")
-    except ImportError:
-        return None
-    for name in ("analyse_message_with_followup", "analyse_message", "diagnose_message", "analyse"):
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
     return None
 
 
@@ -629,26 +616,11 @@ class Runtime:
         if cmd.name not in ("domain", "ip", "spf"):
             raise ValueError(f"not a check: {cmd.name}")
 
+        request = CheckRequest(target=cmd.target, ips=tuple(cmd.ips), selectors=tuple(cmd.selectors),
+                               helo=cmd.helo, sender=cmd.sender)
+
         async def check() -> Report:
-            resolver = self.resolver()  # created in the loop that runs the check
-            t0 = time.monotonic()
-            if cmd.name == "domain":
-                from handlers.domain_audit import audit_domain
-
-                report = await audit_domain(cmd.target, resolver, selectors=list(cmd.selectors),
-                                            ips=list(cmd.ips))
-            elif cmd.name == "ip":
-                from handlers.iprep import ip_report
-
-                report = await ip_report(resolver, list(cmd.ips))
-            else:
-                from handlers.spf.evaluate import spf_check
-
-                report = await spf_check(resolver, cmd.target, cmd.ips[0], helo=cmd.helo, sender=cmd.sender)
-            report.duration_ms = report.duration_ms or int((time.monotonic() - t0) * 1000)
-            if not report.dns_stats:
-                report.dns_stats = resolver.stats.as_dict()
-            return report
+            return await api.run(cmd.name, request, self.resolver())  # resolver made in the check's loop
 
         report = await self._bounded(cmd.name, origin, check)
         for note in reversed(cmd.notes):
@@ -656,17 +628,13 @@ class Runtime:
                 report.notes.insert(0, note)
         return report
 
-    async def analyse(self, data: bytes | str, kind: str, origin: str = "thread") -> Report | None:
-        """A pasted bounce ('bounce') or delivered message ('message'); None if no engine."""
-        if kind == "message":
-            engine = message_engine()
-            if engine is None:
-                return None
-            return await self._bounded("message", origin, lambda: engine(data, self.resolver(), lang="en"))
-        from handlers.bounce_followup import analyse_with_followup
-
-        return await self._bounded("bounce", origin,
-                                   lambda: analyse_with_followup(data, self.resolver(), lang="en"))
+    async def analyse(self, data: bytes | str, kind: str, origin: str = "thread") -> Report:
+        """A pasted bounce ('bounce') or delivered message ('message'), analysed in English
+        (localised when rendered)."""
+        if kind not in ("bounce", "message"):
+            raise ValueError(f"not an analysis: {kind}")
+        request = CheckRequest(data=data, lang="en")
+        return await self._bounded(kind, origin, lambda: api.run(kind, request, self.resolver()))
 
     async def warm(self) -> None:
         """Import the check engines and load the knowledge base before serving (in a thread):
