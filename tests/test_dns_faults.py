@@ -18,7 +18,7 @@ import dns.rrset
 import pytest
 
 from handlers.dmarc import audit_dmarc
-from handlers.dns import DEFAULT_MAX_QUERIES, Outcome, Resolver
+from handlers.net import DEFAULT_MAX_QUERIES, Outcome, Resolver
 from tests.support.ports import udp_tcp_pair
 from tests.support.zonedns import ZoneServer
 
@@ -245,10 +245,10 @@ async def test_every_query_ends_when_ids_are_reused_at_once(monkeypatch: pytest.
     """Regression: a query that timed out dropped, on resuming, the socket entry of a
     newer query that had drawn the same ID meanwhile; that query then waited forever
     (a domain audit hung in CI). With four IDs in play every ID is reused constantly."""
-    import handlers.dns as dnsmod
+    import handlers.net.transport as dnsmod
 
     ids = iter(range(10**9))
-    monkeypatch.setattr(dnsmod, "_random_id", lambda: next(ids) % 4)
+    monkeypatch.setattr(dnsmod, "random_id", lambda: next(ids) % 4)
     # A generous timeout: the names meant to answer must answer however slow the machine
     # (the test server answers from threads); four IDs still make every send a reuse.
     records = {(f"n{i}.example", "TXT"): (["ok"] if i % 10 else "TIMEOUT") for i in range(60)}
@@ -263,7 +263,8 @@ async def test_every_query_ends_when_ids_are_reused_at_once(monkeypatch: pytest.
 
 def test_an_answer_to_another_question_never_ends_a_query() -> None:
     """A late answer to an earlier user of an ID is ignored; the real answer still counts."""
-    from handlers.dns import _UDPMux, encode_question
+    from handlers.net.transport import UDPMux as _UDPMux
+    from handlers.net.wire import encode_question
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

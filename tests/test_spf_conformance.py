@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from handlers.dns import Resolver
+from handlers.net import Resolver
 from handlers.spf import check_host
 from tests.support.zonedns import ZoneServer, records_from_spf_suite
 

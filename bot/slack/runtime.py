@@ -29,8 +29,8 @@ from bot.slack.router import Command
 from bot.slack.settings import SlackSettings
 
 if TYPE_CHECKING:
-    from handlers.dns import Resolver
     from handlers.model import Report
+    from handlers.net import Resolver
 
 log = logging.getLogger("mailcheck.slack")
 
@@ -585,7 +585,7 @@ class Runtime:
 
     # -- checks -----------------------------------------------------------------
     def resolver(self) -> Resolver:
-        from handlers.dns import Resolver, parse_nameserver
+        from handlers.net import Resolver, parse_nameserver
 
         servers = [parse_nameserver(s) for s in self.settings.nameservers.split(",") if s.strip()]
         return Resolver(nameservers=servers, timeout=self.settings.dns_timeout,
