@@ -351,3 +351,28 @@ def test_the_cli_gets_verdicts_from_a_slow_server_inside_the_timeout() -> None:
     report = json.loads(p.stdout)
     ptr = [f for f in report["findings"] if f["code"].startswith("ptr.")]
     assert [f["severity"] for f in ptr] == ["ok"], ptr  # FCrDNS verified through the slow server
+
+
+# -- the bulk path (query_many) drives the same core: same outcomes for the same answers --
+@pytest.mark.parametrize("case", sorted(ODD))
+async def test_odd_answers_are_never_definitive_in_bulk_lookups(odd: Callable[..., OddServer], case: str) -> None:
+    responder, tcp_closes = ODD[case]
+    server = odd(responder, tcp_closes)
+    resolver = Resolver(nameservers=[("127.0.0.1", server.port)], timeout=0.6)
+    out = await asyncio.wait_for(resolver.query_many([("x.example", "A", "g"), ("y.example", "TXT", "g")]), 10)
+    for res in out:
+        assert not res.definitive and res.outcome in (Outcome.ERROR, Outcome.TIMEOUT), res
+        assert res.describe()
+
+
+async def test_a_truncated_answer_in_bulk_lookups_is_asked_again_over_tcp() -> None:
+    big = [f"v=spf1 ip4:192.0.2.{i} " + "x" * 200 for i in range(12)]
+    with ZoneServer({("big.example", "TXT"): big, ("a.example", "A"): ["192.0.2.1"]}) as server:
+        resolver = Resolver(nameservers=[server.address], timeout=2.0)
+        big_res, a_res = await asyncio.wait_for(
+            resolver.query_many([("big.example", "TXT", "g"), ("a.example", "A", "g")]), 20
+        )
+        assert big_res.ok and len(big_res.texts) == 12
+        assert a_res.addresses == ["192.0.2.1"]
+        assert ("big.example.", "TXT", "tcp") in server.queries
+        assert resolver.slots().free == resolver.concurrency  # the TCP retry gave its slot back

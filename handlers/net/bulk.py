@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import dns.exception
+import dns.message
 
 from handlers.net.core import BaseResolver, Request, Resolution
 from handlers.net.results import DNSResult, GroupLimit, Outcome
 from handlers.net.transport import EXCHANGE_ERRORS, mux_now, pooled_mux, tcp_exchange
-from handlers.net.wire import parse_answer, query_datagram, truncated
+from handlers.net.wire import FastAnswer, parse_answer, query_datagram, truncated
 
 ADMIT_CHUNK = 256  # names admitted between two sends (see Bulk.run)
 
@@ -281,8 +282,8 @@ class Bulk:
             return
         self._settle(item, req, outcome)
 
-    def _settle(self, item: _Item, req: Request, outcome: object) -> None:
-        result = item.res.query_result(req, outcome)  # type: ignore[arg-type]
+    def _settle(self, item: _Item, req: Request, outcome: FastAnswer | dns.message.Message | BaseException) -> None:
+        result = item.res.query_result(req, outcome)
         if result is None:
             self._send(item)  # the next attempt
         else:
