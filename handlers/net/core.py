@@ -133,6 +133,7 @@ class BaseResolver:
         self._heard = False
         self._cache: dict[Key, asyncio.Future[DNSResult]] = {}
         self._slots: Slots | None = None
+        self._plan: tuple[Sequence[tuple[str, int]], list[tuple[str, int]], bool] | None = None
         self._t0 = time.monotonic()
 
     # ------------------------------------------------------------------ run state
@@ -153,10 +154,13 @@ class BaseResolver:
 
     def plan(self) -> tuple[list[tuple[str, int]], bool]:
         """(attempts, single): one server is asked twice (a second query only after a
-        failed answer, never after silence); several servers once each."""
-        servers = [(str(h), int(p)) for h, p in self.nameservers]
-        single = len(servers) == 1
-        return (servers * 2 if single else servers), single
+        failed answer, never after silence); several servers once each. Worked out once
+        per set of nameservers: every lookup asks for it."""
+        if self._plan is None or self._plan[0] is not self.nameservers:
+            servers = [(str(h), int(p)) for h, p in self.nameservers]
+            single = len(servers) == 1
+            self._plan = (self.nameservers, servers * 2 if single else servers, single)
+        return self._plan[1], self._plan[2]
 
     def heard_since(self, when: float) -> bool:
         """Whether any nameserver of ours has sent anything since `when` (time.monotonic).
