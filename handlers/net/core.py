@@ -10,7 +10,7 @@ per lookup) and `Resolver.query_many()` (handlers/net/bulk.py, callbacks per dat
 
 Per run (one resolver per audit / command):
 - a cache keyed by (name, type): concurrent askers share one in-flight lookup, so no
-  name is asked twice (RFC 1034 §5.3.1 has the resolver share work between requests);
+  name is asked twice;
 - a bound on queries in flight (`Slots`), shared by both transports;
 - a budget of distinct lookups: beyond it a lookup is not sent (Outcome.BUDGET);
 - an optional overall deadline: once passed, every lookup is TIMEOUT at once.
@@ -32,7 +32,7 @@ from handlers.net.wire import FastAnswer, encode_question, norm_name, rdtype_cod
 
 DEFAULT_TIMEOUT = 3.0
 DEFAULT_CONCURRENCY = 96
-# Per-audit DNS query budget (abuse: SPEC's hostile-zone rules): a domain audit asks ~300
+# Per-audit DNS query budget (SECURITY.md, abuse): a domain audit asks ~300
 # names; a hostile zone (SPF include fan-out, thousands of MX hosts) must not make one
 # audit ask without end.
 DEFAULT_MAX_QUERIES = 2000

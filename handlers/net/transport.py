@@ -20,7 +20,7 @@ import dns.message
 from handlers.net.wire import FastAnswer, answers, parse_answer, query_datagram, truncated
 
 # UDP sockets kept open per (event loop, nameserver). Several, so queries leave from
-# several source ports (RFC 5452 §9.2: spoofing resistance); each carries up to 64k
+# several source ports (RFC 5452: spoofing resistance); each carries up to 64k
 # in-flight queries told apart by their random 16-bit IDs.
 SOCKETS_PER_SERVER = 4
 REAP_INTERVAL = 0.02  # how often overdue UDP queries are timed out

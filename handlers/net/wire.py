@@ -86,7 +86,7 @@ def answers(data: bytes, question: bytes, qid: bytes | None = None) -> bool:
     """`data` is a response (QR set) to this question (and ID, when given).
 
     The same ID with another question is a late answer to an earlier user of the ID,
-    or a spoofing attempt (RFC 5452 §4.1: match ID and question); never use it.
+    or a spoofing attempt (RFC 5452: match the ID and the question); never use it.
     """
     return (len(data) >= 12 and (qid is None or data[:2] == qid) and bool(data[2] & 0x80)
             and data[12 : 12 + len(question)].lower() == question.lower())
