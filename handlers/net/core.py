@@ -301,8 +301,8 @@ class Resolution:
         """The lookup's result from one attempt's parsed answer or failure; None: ask
         again (`next_request()`)."""
         r = self.resolver
-        where = f"{req.host}:{req.port}"
         if isinstance(response, BaseException):
+            where = f"{req.host}:{req.port}"
             r.stats.failed += 1
             if isinstance(response, (TimeoutError, dns.exception.Timeout)):
                 self.last = DNSResult(self.name, self.tname, Outcome.TIMEOUT, error=f"{where} did not answer",
