@@ -43,7 +43,9 @@ def rdtype_code(text: str) -> dns.rdatatype.RdataType:
     return dns.rdatatype.from_text(text)
 
 
+@lru_cache(maxsize=64)
 def rdtype_text(rdtype: int) -> str:
+    """16 -> 'TXT' (cached like rdtype_code: asked per lookup)."""
     return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
 
 
