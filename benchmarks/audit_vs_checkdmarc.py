@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.delayproxy import start_delay_proxy
-from handlers.dns import Resolver
 from handlers.domain_audit import audit_domain
+from handlers.net import Resolver
 from tests.dnsworld import running_world
 
 DOMAINS = ["good.example", "weak.example", "lookups.example", "badmx.example", "nomx.example"]

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.delayproxy import start_delay_proxy  # noqa: E402
 from handlers.blocklists import check_blocklists  # noqa: E402
-from handlers.dns import Resolver  # noqa: E402
+from handlers.net import Resolver  # noqa: E402
 from knowledge.blocklists import BlocklistEntry, default_blocklists  # noqa: E402
 
 RBL = ROOT / "tests" / "fixtures" / "rbl"

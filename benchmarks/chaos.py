@@ -80,7 +80,7 @@ async def runner_main(lease: int, interval: float, batch: int) -> int:
 
     from bot.digest import DIGEST_QUERY_CONCURRENCY, run_scheduler
     from bot.storage import Store, StoreError
-    from handlers.dns import Resolver, nameservers_from_env
+    from handlers.net import Resolver, nameservers_from_env
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     stop = asyncio.Event()

@@ -91,7 +91,7 @@ def start_proxy(upstream: tuple[str, int], delay: float) -> tuple[str, int, Any]
 async def run(args: argparse.Namespace, nameserver: tuple[str, int]) -> dict[str, Any]:
     import bot.digest as digest
     from bot.storage import Store
-    from handlers.dns import Resolver
+    from handlers.net import Resolver
 
     tmp = Path(tempfile.mkdtemp(prefix="mailcheck-scale-"))
     url = args.database or f"sqlite:///{tmp}/scale.db"

@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from handlers.dns import Resolver
     from handlers.model import Report
+    from handlers.net import Resolver
 
 EXIT_OK, EXIT_CRITICAL, EXIT_USAGE, EXIT_NO_DNS = 0, 1, 2, 3
 MAX_INPUT_BYTES = 5 * 1024 * 1024
@@ -198,7 +198,7 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
 
 # -- helpers -----------------------------------------------------------------
 def make_resolver(args: argparse.Namespace, deadline: float | None = 60.0) -> Resolver:
-    from handlers.dns import Resolver, nameservers_from_env, parse_nameserver
+    from handlers.net import Resolver, nameservers_from_env, parse_nameserver
 
     try:
         servers = [parse_nameserver(s) for s in args.nameservers] or nameservers_from_env()

@@ -196,7 +196,7 @@ async def cmd_watch_remove(args: argparse.Namespace) -> int:
 
 async def cmd_digest_run(args: argparse.Namespace) -> int:
     from bot.digest import DIGEST_QUERY_CONCURRENCY, run_due, run_jobs
-    from handlers.dns import Resolver, nameservers_from_env, parse_nameserver
+    from handlers.net import Resolver, nameservers_from_env, parse_nameserver
 
     try:
         servers = [parse_nameserver(s) for s in (getattr(args, "nameservers", None) or [])] or nameservers_from_env()

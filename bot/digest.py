@@ -37,8 +37,8 @@ from typing import Any, TypeVar
 from bot.storage import DEFAULT_LEASE_S, DigestJob, Store, Watch, is_transient_error
 from bot.storage.store import MAX_ATTEMPTS
 from handlers.digest_diff import Change, checked, describe, diff_reports, slim_report, status_line
-from handlers.dns import DEFAULT_MAX_QUERIES, Resolver
 from handlers.model import Report
+from handlers.net import DEFAULT_MAX_QUERIES, Resolver
 from knowledge.digest_texts import digest_text
 
 log = logging.getLogger(__name__)

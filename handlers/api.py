@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from handlers.model import Report
 
 if TYPE_CHECKING:  # dnspython is heavy; a bounce analysis without live checks must start without it
-    from handlers.dns import Resolver
+    from handlers.net import Resolver
 
 
 @dataclass(frozen=True)

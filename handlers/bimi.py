@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers.dns import Resolver
 from handlers.findings import dns_unknown, finding
 from handlers.model import Finding
+from handlers.net import Resolver
 from handlers.tags import TagError, parse_tags
 
 

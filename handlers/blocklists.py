@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from handlers.dns import DNSResult, GroupLimit, Outcome, Resolver
 from handlers.model import BlocklistResult, Finding, Severity, format_ip
+from handlers.net import DNSResult, GroupLimit, Outcome, Resolver
 from knowledge.blocklists import (
     BLOCKING_WEIGHTS,
     LOOPBACK_NET,

@@ -17,7 +17,7 @@ from handlers.findings import finding
 from handlers.model import Finding, Report
 
 if TYPE_CHECKING:  # only --follow needs DNS: a plain analysis starts without dnspython
-    from handlers.dns import Resolver
+    from handlers.net import Resolver
 
 # Bounce reason -> finding codes that explain it when found live.
 LIKELY_CAUSES: dict[str, tuple[str, ...]] = {

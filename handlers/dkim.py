@@ -13,9 +13,9 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.dns import DNSResult, Resolver
 from handlers.findings import dns_unknown, finding
 from handlers.model import Finding, Severity
+from handlers.net import DNSResult, Resolver
 from handlers.tags import TagError, parse_tags
 from knowledge.selectors import dkim_selectors as common_selectors
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from handlers.dns import DNSResult, Resolver
 from handlers.findings import dns_unknown, finding
 from handlers.model import Finding
+from handlers.net import DNSResult, Resolver
 from handlers.tags import TagError, parse_tags
 
 POLICIES = ("none", "quarantine", "reject")

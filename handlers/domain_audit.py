@@ -15,12 +15,12 @@ from typing import Any
 from handlers.bimi import audit_bimi
 from handlers.dkim import audit_dkim
 from handlers.dmarc import audit_dmarc
-from handlers.dns import Resolver
 from handlers.dnssec import audit_dnssec
 from handlers.findings import finding
 from handlers.model import BlocklistResult, Finding, Report
 from handlers.mta_sts import audit_mta_sts
 from handlers.mx import MXInfo, audit_mx, mx_details
+from handlers.net import Resolver
 from handlers.requirements import parked, summarize, verdicts
 from handlers.tls_rpt import audit_tls_rpt
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from handlers.model import Finding, Severity
 
 if TYPE_CHECKING:  # dnspython is heavy; a bounce analysis must start without it
-    from handlers.dns import DNSResult
+    from handlers.net import DNSResult
 
 
 def finding(

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from handlers.blocklists import check_blocklists
-from handlers.dns import Resolver
 from handlers.model import Finding, Report, format_ip
+from handlers.net import Resolver, is_internal_hop
 from handlers.ptr import check_ptr
-from handlers.safety import is_internal_hop
 
 # The ranges is_internal_hop() treats as internal, with the RFC that sets each aside.
 _PRIVATE_RANGES = (

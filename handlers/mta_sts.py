@@ -7,10 +7,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.dns import Resolver
 from handlers.findings import dns_unknown, finding
 from handlers.model import Finding
-from handlers.safety import UnsafeTarget, private_targets_allowed, resolve_public
+from handlers.net import Resolver, UnsafeTarget, private_targets_allowed, resolve_public
 from handlers.tags import TagError, parse_tags
 
 POLICY_MAX_BYTES = 64 * 1024  # RFC 8461 policies are a few lines; cap what we read

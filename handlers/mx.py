@@ -6,10 +6,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.dns import Resolver
 from handlers.findings import dns_unknown, finding
 from handlers.model import Finding
-from handlers.safety import is_internal_hop
+from handlers.net import Resolver, is_internal_hop
 
 # Bounds on what one audit looks at, so a hostile zone (1,000 MX hosts) costs what a
 # real one does. Real domains publish a handful of MX hosts (Google Workspace 5,

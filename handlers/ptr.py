@@ -16,8 +16,8 @@ import re
 from functools import cache
 from typing import Any
 
-from handlers.dns import DNSResult, Outcome, Resolver
 from handlers.model import Finding, Severity, format_ip
+from handlers.net import DNSResult, Outcome, Resolver
 from knowledge.blocklists import load_ptr_patterns
 
 CHECK = "ptr"

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handlers.dns import Resolver
+from handlers.net import Resolver
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ZONES = FIXTURES / "zones"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from handlers.blocklists import check_blocklists, evaluate, query_name
-from handlers.dns import DNSResult, Outcome
 from handlers.model import BlocklistResult, Finding
+from handlers.net import DNSResult, Outcome
 from knowledge.blocklists import (
     BlocklistSet,
     KnowledgeError,
@@ -315,7 +315,7 @@ async def test_a_list_that_fails_its_test_points_gets_no_more_of_the_runs_querie
     One query at a time makes the order certain (the test server answers from threads,
     so with more in flight a target's answer may overtake a test point's): both test
     points are answered before any target is due, and then none is asked."""
-    from handlers.dns import Resolver
+    from handlers.net import Resolver
     from tests.support.zonedns import ZoneServer
 
     ips = [f"198.51.100.{n}" for n in range(1, 31)]

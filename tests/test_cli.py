@@ -225,7 +225,7 @@ def test_usage_errors_are_one_line_on_stderr(args: list[str], says: str) -> None
 
 
 def test_a_nameserver_may_be_given_by_host_name() -> None:
-    from handlers.dns import parse_nameserver
+    from handlers.net import parse_nameserver
 
     assert parse_nameserver("localhost:5353") in (("127.0.0.1", 5353), ("::1", 5353))
 

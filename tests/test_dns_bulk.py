@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from handlers.dns import DNSResult, GroupLimit, Outcome, Resolver
+from handlers.net import DNSResult, GroupLimit, Outcome, Resolver
 from tests.support.zonedns import ZoneServer
 
 RECORDS = {
@@ -155,14 +155,14 @@ async def test_a_cancelled_single_query_leaves_its_sharers_an_answer() -> None:
 
 
 async def test_an_unreachable_nameserver_gives_errors_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
-    import handlers.dns as dnsmod
-    import handlers.dns_bulk as bulkmod
+    import handlers.net.bulk as bulkmod
+    import handlers.net.transport as dnsmod
 
     def unreachable(host: str, port: int) -> object:
         raise OSError(101, "Network is unreachable")
 
-    monkeypatch.setattr(dnsmod, "_mux_now", unreachable)
-    monkeypatch.setattr(bulkmod, "_mux_now", unreachable)
+    monkeypatch.setattr(dnsmod, "mux_now", unreachable)
+    monkeypatch.setattr(bulkmod, "mux_now", unreachable)
     r = Resolver(nameservers=[("2001:db8::53", 53)], timeout=0.5)
     out = await asyncio.wait_for(r.query_many([("a.example", "A", "g"), ("b.example", "TXT", "g")]), 10)
     assert [x.outcome for x in out] == [Outcome.ERROR, Outcome.ERROR]
@@ -172,7 +172,7 @@ async def test_an_unreachable_nameserver_gives_errors_not_an_exception(monkeypat
 async def test_results_are_held_until_every_request_has_been_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """The caller builds its state for a request as it yields it (the blocklist engine's
     test points): no result may reach it while its request iterator is still being read."""
-    import handlers.dns_bulk as bulkmod
+    import handlers.net.bulk as bulkmod
 
     monkeypatch.setattr(bulkmod, "ADMIT_CHUNK", 2)  # answers arrive between admission chunks
     yielded: list[int] = []

@@ -18,7 +18,7 @@ import dns.rrset
 import pytest
 
 from handlers.dmarc import audit_dmarc
-from handlers.dns import DEFAULT_MAX_QUERIES, Outcome, Resolver
+from handlers.net import DEFAULT_MAX_QUERIES, Outcome, Resolver
 from tests.support.ports import udp_tcp_pair
 from tests.support.zonedns import ZoneServer
 
@@ -245,10 +245,10 @@ async def test_every_query_ends_when_ids_are_reused_at_once(monkeypatch: pytest.
     """Regression: a query that timed out dropped, on resuming, the socket entry of a
     newer query that had drawn the same ID meanwhile; that query then waited forever
     (a domain audit hung in CI). With four IDs in play every ID is reused constantly."""
-    import handlers.dns as dnsmod
+    import handlers.net.transport as dnsmod
 
     ids = iter(range(10**9))
-    monkeypatch.setattr(dnsmod, "_random_id", lambda: next(ids) % 4)
+    monkeypatch.setattr(dnsmod, "random_id", lambda: next(ids) % 4)
     # A generous timeout: the names meant to answer must answer however slow the machine
     # (the test server answers from threads); four IDs still make every send a reuse.
     records = {(f"n{i}.example", "TXT"): (["ok"] if i % 10 else "TIMEOUT") for i in range(60)}
@@ -263,7 +263,8 @@ async def test_every_query_ends_when_ids_are_reused_at_once(monkeypatch: pytest.
 
 def test_an_answer_to_another_question_never_ends_a_query() -> None:
     """A late answer to an earlier user of an ID is ignored; the real answer still counts."""
-    from handlers.dns import _UDPMux, encode_question
+    from handlers.net.transport import UDPMux as _UDPMux
+    from handlers.net.wire import encode_question
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -350,3 +351,28 @@ def test_the_cli_gets_verdicts_from_a_slow_server_inside_the_timeout() -> None:
     report = json.loads(p.stdout)
     ptr = [f for f in report["findings"] if f["code"].startswith("ptr.")]
     assert [f["severity"] for f in ptr] == ["ok"], ptr  # FCrDNS verified through the slow server
+
+
+# -- the bulk path (query_many) drives the same core: same outcomes for the same answers --
+@pytest.mark.parametrize("case", sorted(ODD))
+async def test_odd_answers_are_never_definitive_in_bulk_lookups(odd: Callable[..., OddServer], case: str) -> None:
+    responder, tcp_closes = ODD[case]
+    server = odd(responder, tcp_closes)
+    resolver = Resolver(nameservers=[("127.0.0.1", server.port)], timeout=0.6)
+    out = await asyncio.wait_for(resolver.query_many([("x.example", "A", "g"), ("y.example", "TXT", "g")]), 10)
+    for res in out:
+        assert not res.definitive and res.outcome in (Outcome.ERROR, Outcome.TIMEOUT), res
+        assert res.describe()
+
+
+async def test_a_truncated_answer_in_bulk_lookups_is_asked_again_over_tcp() -> None:
+    big = [f"v=spf1 ip4:192.0.2.{i} " + "x" * 200 for i in range(12)]
+    with ZoneServer({("big.example", "TXT"): big, ("a.example", "A"): ["192.0.2.1"]}) as server:
+        resolver = Resolver(nameservers=[server.address], timeout=2.0)
+        big_res, a_res = await asyncio.wait_for(
+            resolver.query_many([("big.example", "TXT", "g"), ("a.example", "A", "g")]), 20
+        )
+        assert big_res.ok and len(big_res.texts) == 12
+        assert a_res.addresses == ["192.0.2.1"]
+        assert ("big.example.", "TXT", "tcp") in server.queries
+        assert resolver.slots().free == resolver.concurrency  # the TCP retry gave its slot back

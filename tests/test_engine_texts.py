@@ -9,9 +9,9 @@ import string
 from pathlib import Path
 
 from handlers.blocklists import evaluate
-from handlers.dns import DNSResult, Outcome
 from handlers.i18n import localize_report
 from handlers.model import BlocklistResult, Report
+from handlers.net import DNSResult, Outcome
 from knowledge.blocklists import default_blocklists
 from knowledge.engine_texts import engine_text, load_engine_texts
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.dns import Resolver
 from handlers.mta_sts import fetch_sts_policy
-from handlers.safety import UnsafeTarget, is_public_address, private_targets_allowed, resolve_public
+from handlers.net import Resolver, UnsafeTarget, is_public_address, private_targets_allowed, resolve_public
 from tests.support.zonedns import load_zone_file, serve_records
 
 ZONE = Path(__file__).resolve().parent / "fixtures" / "zones" / "internal.example.zone"

@@ -32,7 +32,7 @@ USER_TOKEN = "xoxp-1111-2222-3333-4444abcdef"
 
 # Every logger the bot writes through, and the libraries' loggers that see requests.
 LOGGERS = ["", "mailcheck", "mailcheck.slack", "mailcheck.slack.bolt", "mailcheck.serve", "bot.digest",
-           "bot.storage.store", "bot.storage.crypto", "handlers.blocklists", "handlers.dns", "slack_bolt",
+           "bot.storage.store", "bot.storage.crypto", "handlers.blocklists", "handlers.net", "slack_bolt",
            "slack_bolt.AsyncApp", "slack_sdk.web.async_base_client", "slack_sdk.http_retry", "aiohttp.access",
            "aiohttp.server", "sqlalchemy.engine", "asyncio"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from handlers.dns import Resolver
 from handlers.model import Finding
+from handlers.net import Resolver
 from handlers.spf import audit_spf, check_host, spf_check
 from tests.support.zonedns import ZoneServer, serve_records
 

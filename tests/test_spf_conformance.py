@@ -2,7 +2,7 @@
 
 Each scenario's zonedata is served by the in-process authoritative server
 (tests/support/zonedns.py) on 127.0.0.1; check_host() talks to it through the
-project's DNS layer (handlers/dns.py) exactly as in production. `TIMEOUT`
+project's DNS layer (handlers/net/) exactly as in production. `TIMEOUT`
 entries never answer, so a short resolver timeout keeps the suite fast.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from handlers.dns import Resolver
+from handlers.net import Resolver
 from handlers.spf import check_host
 from tests.support.zonedns import ZoneServer, records_from_spf_suite
 

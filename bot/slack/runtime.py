@@ -31,8 +31,8 @@ from handlers import api
 from handlers.api import CheckRequest
 
 if TYPE_CHECKING:
-    from handlers.dns import Resolver
     from handlers.model import Report
+    from handlers.net import Resolver
 
 T = TypeVar("T")
 log = logging.getLogger("mailcheck.slack")
@@ -577,7 +577,7 @@ class Runtime:
 
     # -- checks -----------------------------------------------------------------
     def resolver(self) -> Resolver:
-        from handlers.dns import Resolver, parse_nameserver
+        from handlers.net import Resolver, parse_nameserver
 
         servers = [parse_nameserver(s) for s in self.settings.nameservers.split(",") if s.strip()]
         return Resolver(nameservers=servers, timeout=self.settings.dns_timeout,

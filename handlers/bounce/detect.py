@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from handlers.model import Report
-from handlers.safety import is_internal_hop
+from handlers.net import is_internal_hop
 
 from .scan import ADDR_RE
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from .detect import looks_like_message
 
 if TYPE_CHECKING:
-    from handlers.dns import Resolver
     from handlers.model import Report
+    from handlers.net import Resolver
 
 
 async def diagnose_message(

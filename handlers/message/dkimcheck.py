@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.dns import DNSResult, Resolver
+from handlers.net import DNSResult, Resolver
 
 MAX_SIGNATURES = 10
 MAX_ARC_SETS = 10

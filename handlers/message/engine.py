@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from handlers.dns import Resolver
 from handlers.findings import finding
 from handlers.model import BlocklistResult, Finding, Report
+from handlers.net import Resolver
 
 from .authresults import PASSING, AuthResults, parse_authres, receiver_name
 from .content import (

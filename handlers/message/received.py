@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers.safety import is_internal_hop
+from handlers.net import is_internal_hop
 
 from .parse import header_date
 

@@ -30,9 +30,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.dns import DNSResult, Outcome, Resolver
 from handlers.findings import finding
 from handlers.model import Finding, Severity
+from handlers.net import DNSResult, Outcome, Resolver
 from handlers.spf.evaluate import MAX_LOOKUPS, MAX_MX_NAMES, MAX_VOID_LOOKUPS, valid_domain
 from handlers.spf.parser import (
     Mechanism,

@@ -29,8 +29,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.dns import DNSResult, Outcome, Resolver
 from handlers.model import Finding, Report, format_ip
+from handlers.net import DNSResult, Outcome, Resolver
 from handlers.spf.parser import (
     Macro,
     MacroToken,

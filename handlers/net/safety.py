@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the address rules are used by the bounce parser, which starts without dnspython
-    from handlers.dns import Resolver
+    from handlers.net.resolver import Resolver
 
 # Not globally reachable, whatever this Python's `is_global` says (its tables
 # changed between 3.11 patch releases): IANA special-purpose registries.

@@ -8,7 +8,9 @@ behind each other's processing. Here a query is a datagram plus a future
 callback; when an answer (or a timeout) frees a slot, the next query is sent
 from the same callback.
 
-Semantics are those of `Resolver.query()`, shared through its internals:
+Semantics are those of `Resolver.query()`: both drive the same core
+(handlers/net/core.py) through its public interface (`BaseResolver.begin()`,
+`Resolution.next_request()` / `query_result()`), so they share:
 - the run's cache: a name asked before (or in flight) is not asked again, and
   lookups started here are visible to concurrent `query()` callers;
 - the resolver's bound on queries in flight (its `Slots`), its stats, query
@@ -16,7 +18,7 @@ Semantics are those of `Resolver.query()`, shared through its internals:
 - attempts: an answer is accepted until the timeout after the query was sent;
   a single server gets the same datagram again at half the timeout (UDP loss)
   and a second query only after a failed answer, several servers are asked once
-  each; a truncated answer is retried over TCP (through the coroutine path: rare);
+  each; a truncated answer is asked again over TCP (RFC 7766 §5; rare);
 - per-group manners (`GroupLimit`): at most `in_flight` queries of a group at
   once and `qps` per second after a `burst`.
 Every lookup ends with a DNSResult, never an exception and never a hang: a
@@ -35,38 +37,19 @@ from itertools import islice
 import dns.exception
 import dns.message
 
-from handlers.dns import (
-    _HEADER_TAIL,
-    _OPT,
-    DNSResult,
-    GroupLimit,
-    Outcome,
-    Resolver,
-    _from_fast,
-    _from_response,
-    _mux_now,
-    _norm,
-    _pooled_mux,
-    _rdtype,
-    encode_question,
-    fast_parse,
-)
+from handlers.net.core import BaseResolver, Request, Resolution
+from handlers.net.results import DNSResult, GroupLimit, Outcome
+from handlers.net.transport import EXCHANGE_ERRORS, mux_now, pooled_mux, tcp_exchange
+from handlers.net.wire import FastAnswer, parse_answer, query_datagram, truncated
 
 ADMIT_CHUNK = 256  # names admitted between two sends (see Bulk.run)
 
 
 @dataclass
 class _Item:
-    name: str  # normalised, with the final dot
-    rdtype: int
-    tname: str
-    question: bytes
-    future: asyncio.Future[DNSResult]  # the run cache's future for (name, type)
+    res: Resolution  # the lookup: its attempts and the run cache's future
     group: Hashable
     index: int = -1  # the request's place in run(): its on_result number
-    attempt: int = 0
-    last: DNSResult | None = None
-    started: float | None = None  # first send (time.monotonic) when there is a single server
 
 
 @dataclass
@@ -87,7 +70,7 @@ class _Group:
 
 
 class Bulk:
-    def __init__(self, resolver: Resolver, limits: Mapping[Hashable, GroupLimit]) -> None:
+    def __init__(self, resolver: BaseResolver, limits: Mapping[Hashable, GroupLimit]) -> None:
         self.r = resolver
         self.limits = limits
         self.loop = asyncio.get_running_loop()
@@ -108,7 +91,6 @@ class Bulk:
         self.held: list[tuple[int, DNSResult]] | None = None
         self.closed = False
         self.skipped: dict[Hashable, str] = {}  # group -> why its unsent names are not asked
-        self.attempts, self.single = resolver.plan()
 
     # ------------------------------------------------------------------ entry
     async def run(
@@ -117,9 +99,9 @@ class Bulk:
         on_result: Callable[[int, DNSResult], None] | None = None,
     ) -> list[DNSResult]:
         futures: list[asyncio.Future[DNSResult]] = []
-        for host, port in dict.fromkeys(self.attempts):
+        for host, port in dict.fromkeys(self.r.plan()[0]):
             try:
-                _mux_now(host, port)  # open the socket pool before sending from callbacks
+                mux_now(host, port)  # open the socket pool before sending from callbacks
             except OSError:
                 pass  # unreachable server: each lookup's attempt on it ends as ERROR in _send
         self.hook = on_result
@@ -178,29 +160,11 @@ class Bulk:
         return [f.result() for f in futures]
 
     def _admit(self, name: str, rdtype: str, group: Hashable, index: int) -> asyncio.Future[DNSResult]:
-        r = self.r
-        rdt = _rdtype(rdtype)
-        key = (_norm(name), rdt)
-        cached = r._cache.get(key)
-        if cached is not None:
-            r.stats.cache_hits += 1
-            return cached
-        fut: asyncio.Future[DNSResult] = self.loop.create_future()
-        r._cache[key] = fut
-        r.stats.lookups += 1
-        tname = rdtype.upper()
-        try:
-            question = encode_question(key[0], rdt)
-        except (ValueError, UnicodeError) as exc:
-            fut.set_result(DNSResult(key[0], tname, Outcome.INVALID, error=str(exc)))
-            return fut
-        if r.max_queries is not None and r.stats.lookups > r.max_queries:
-            r.over_budget += 1
-            fut.set_result(DNSResult(key[0], tname, Outcome.BUDGET,
-                                     error=f"query budget of {r.max_queries} lookups per check spent; not asked"))
-            return fut
+        fut, res = self.r.begin(name, rdtype)
+        if res is None:
+            return fut  # a cache hit, or ended at once (invalid name, budget spent)
         if group in self.skipped:
-            fut.set_result(DNSResult(key[0], tname, Outcome.SKIPPED, error=self.skipped[group]))
+            res.finish(DNSResult(res.name, res.tname, Outcome.SKIPPED, error=self.skipped[group]))
             return fut
         g = self.groups.get(group)
         if g is None:
@@ -211,7 +175,7 @@ class Bulk:
             g = self.groups[group] = _Group(bucket)
         if not g.queue:
             self.order.append(group)
-        g.queue.append(_Item(key[0], rdt, tname, question, fut, group, index))
+        g.queue.append(_Item(res, group, index))
         self.waiting += 1
         return fut
 
@@ -279,122 +243,68 @@ class Bulk:
         self.pump()
 
     def _send(self, item: _Item) -> None:
-        """Send the item's current attempt (its slot and group place are held)."""
-        r = self.r
-        if item.attempt >= len(self.attempts):
-            self._finish(item, item.last or DNSResult(item.name, item.tname, Outcome.TIMEOUT,
-                                                      error="no nameserver answered"))
+        """Send the item's next attempt, or end it (its slot and group place are held)."""
+        req = item.res.next_request()
+        if isinstance(req, DNSResult):
+            self._finish(item, req)
             return
-        rem = r.remaining()
-        if rem is not None and rem <= 0:
-            self._finish(item, DNSResult(item.name, item.tname, Outcome.TIMEOUT, error="overall deadline reached"))
-            return
-        now = time.monotonic()
-        if r._first_sent is None:
-            r._first_sent = now
-        elif r.silent(now):
-            self._finish(item, DNSResult(item.name, item.tname, Outcome.TIMEOUT,
-                                         error=f"no nameserver has answered anything in {r.timeout:g}s; not asked"))
-            return
-        resend: tuple[float, bytes] | None = None
-        if not self.single:
-            wait = r.timeout
-        elif item.started is None:
-            item.started, wait = now, r.timeout
-        else:  # asking again after a failed answer: within the same timeout
-            wait = r.timeout - (now - item.started)
-            if wait <= 0:
-                self._finish(item, item.last or DNSResult(item.name, item.tname, Outcome.TIMEOUT,
-                                                          error="no nameserver answered"))
-                return
-        host, port = self.attempts[item.attempt]
-        mux = _pooled_mux(host, port)
+        mux = pooled_mux(req.host, req.port)
         if mux is None:
             try:
-                mux = _mux_now(host, port)  # the pool is not full yet: open a socket
+                mux = mux_now(req.host, req.port)  # the pool is not full yet: open a socket
             except OSError as exc:
                 # Next loop pass, not now: _send runs inside pump() and must not recurse.
-                self.loop.call_soon(self._failed_attempt, item, DNSResult(
-                    item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {exc}", server=host))
+                self.loop.call_soon(self._on_answer, item, req, exc)
                 return
-        wait = wait if rem is None else min(wait, rem)
         qid = mux.new_id()
-        datagram = qid.to_bytes(2, "big") + _HEADER_TAIL + item.question + _OPT
-        if self.single and item.attempt == 0:
-            resend = (r.timeout / 2, datagram)  # same ID: an answer to either copy counts
+        datagram = query_datagram(qid, item.res.question)
+        resend = None if req.resend_after is None else (req.resend_after, datagram)  # same ID: either copy counts
 
         def answered(outcome: bytes | BaseException) -> None:
             # Called by the socket itself (datagram, ICMP error or reaper timeout): no
             # future and no extra trip through the event loop per answer.
-            self._on_answer(item, host, port, outcome)
+            self._on_answer(item, req, outcome)
 
-        mux.expect(qid, answered, wait, item.question, resend=resend, on_resend=r._count_resend)
-        r.stats.asked += 1
+        mux.expect(qid, answered, req.wait, item.res.question, resend=resend, on_resend=self.r.count_resend)
         mux.send(datagram)
 
     # ------------------------------------------------------------------ answers
-    def _on_answer(self, item: _Item, host: str, port: int, outcome: bytes | BaseException) -> None:
-        r = self.r
-        if isinstance(outcome, BaseException):
-            r.stats.failed += 1
-            if isinstance(outcome, TimeoutError):
-                res = DNSResult(item.name, item.tname, Outcome.TIMEOUT, error=f"{host}:{port} did not answer",
-                                server=host)
-                if self.single:  # the whole timeout has passed since the first send
-                    item.last = res
-                    item.attempt = len(self.attempts)
-                    self._send(item)
-                    return
-            else:
-                res = DNSResult(item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {outcome}",
-                                server=host)
-            self._retry(item, res)
+    def _on_answer(self, item: _Item, req: Request, outcome: bytes | BaseException) -> None:
+        res = item.res
+        if isinstance(outcome, bytes):
+            if truncated(outcome):
+                self.loop.create_task(self._tcp(item, req))  # rare: one task for it
+                return
+            try:
+                self._settle(item, req, parse_answer(outcome, len(res.question), res.rdtype))
+            except dns.exception.DNSException as exc:
+                self._settle(item, req, exc)
             return
-        data = outcome
-        r._heard = True
-        if data[2] & 0x02:
-            # Truncated: the coroutine path retries over TCP. Rare; keeps one code for it.
-            self.loop.create_task(self._tcp(item, host, port))
-            return
+        self._settle(item, req, outcome)
+
+    def _settle(self, item: _Item, req: Request, outcome: FastAnswer | dns.message.Message | BaseException) -> None:
+        result = item.res.query_result(req, outcome)
+        if result is None:
+            self._send(item)  # the next attempt
+        else:
+            self._finish(item, result)
+
+    async def _tcp(self, item: _Item, req: Request) -> None:
+        res = item.res
         try:
-            fast = fast_parse(data, len(item.question), item.rdtype)
-            if fast is not None:
-                res = _from_fast(item.name, item.tname, fast, host)
-            else:
-                msg = dns.message.from_wire(data, ignore_trailing=True)
-                res = _from_response(item.name, item.tname, item.rdtype, msg, host)  # type: ignore[arg-type]
-        except dns.exception.DNSException as exc2:
-            r.stats.failed += 1
-            self._retry(item, DNSResult(item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: {exc2}",
-                                        server=host))
-            return
-        if res.definitive:
-            r.stats.answered += 1
-            self._finish(item, res)
-            return
-        r.stats.failed += 1
-        self._retry(item, res)
-
-    async def _tcp(self, item: _Item, host: str, port: int) -> None:
-        res = DNSResult(item.name, item.tname, Outcome.ERROR, error=f"{host}:{port}: TCP retry did not complete",
-                        server=host)
-        try:
-            res = await self.r._send(item.name, item.rdtype, item.tname, item.question)  # type: ignore[arg-type]
-        finally:
-            self._finish(item, res)  # always: the slot and the cache future must not leak
-
-    def _retry(self, item: _Item, res: DNSResult) -> None:
-        item.last = res
-        item.attempt += 1
-        self._send(item)
-
-    def _failed_attempt(self, item: _Item, res: DNSResult) -> None:
-        self.r.stats.failed += 1
-        self._retry(item, res)
+            answer = await tcp_exchange(res.question, res.rdtype, req.host, req.port, req.wait)
+        except EXCHANGE_ERRORS as exc:
+            self._settle(item, req, exc)
+        except BaseException:
+            # Always end it: the slot and the cache future must not leak.
+            self._finish(item, DNSResult(res.name, res.tname, Outcome.ERROR,
+                                         error=f"{req.host}:{req.port}: TCP retry did not complete", server=req.host))
+            raise
+        else:
+            self._settle(item, req, answer)
 
     def _finish(self, item: _Item, res: DNSResult) -> None:
-        if not item.future.done():
-            item.future.set_result(res)
+        item.res.finish(res)
         self.groups[item.group].bucket.in_flight -= 1
         try:
             # The caller hears of it before the freed slot is refilled, so what it decides
@@ -427,8 +337,7 @@ class Bulk:
         while g.queue:
             item = g.queue.popleft()
             dropped += 1
-            if not item.future.done():
-                item.future.set_result(DNSResult(item.name, item.tname, Outcome.SKIPPED, error=reason))
+            item.res.finish(DNSResult(item.res.name, item.res.tname, Outcome.SKIPPED, error=reason))
         self.waiting -= dropped
         if group in self.order:
             self.order.remove(group)
@@ -441,12 +350,8 @@ class Bulk:
         self.abandoned = True  # no more on_result calls
         for g in self.groups.values():
             while g.queue:
-                item = g.queue.popleft()
-                if self.r._cache.get((item.name, item.rdtype)) is item.future:
-                    del self.r._cache[(item.name, item.rdtype)]
-                if not item.future.done():
-                    # Others may share this future (another check on the same resolver):
-                    # they get a non-definitive answer, never our cancellation.
-                    item.future.set_result(DNSResult(item.name, item.tname, Outcome.TIMEOUT,
-                                                     error="not asked: the check that asked it was cancelled"))
+                # Others may share these futures (another check on the same resolver):
+                # they get a non-definitive answer, never our cancellation.
+                self.r.abandon(g.queue.popleft().res)
         self.waiting = 0
+
