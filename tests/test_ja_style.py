@@ -88,6 +88,11 @@ DNS_LITERALS = frozenset({"A", "AAAA", "MX", "TXT", "PTR", "SOA", "NS", "CNAME",
                           "SERVFAIL", "NXDOMAIN", "NOERROR", "REFUSED", "NODATA"})
 
 
+# A receiver's own error code quoted as a value (Outlook.com S3150, Yahoo TSS04,
+# Comcast ES000001, iCloud HM08): upper-case letters with digits, set off like code.
+_REPLY_CODE = re.compile(r"(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,}")
+
+
 def spacing_problem(text: str) -> str | None:
     """The Latin run that is spaced off from Japanese although it is a word, or None."""
     for m in _LATIN_RUN.finditer(text):
@@ -95,7 +100,8 @@ def spacing_problem(text: str) -> str | None:
         if not run:
             continue
         near = run.split()[0] if m.group(2) is not None else run.split()[-1]
-        if _CODE_SIGN.search(run) or not near[:1].isupper() or set(run.split()) <= DNS_LITERALS:
+        if (_CODE_SIGN.search(run) or not near[:1].isupper() or set(run.split()) <= DNS_LITERALS
+                or _REPLY_CODE.fullmatch(near)):
             continue
         return run
     return None
