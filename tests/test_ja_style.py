@@ -205,6 +205,14 @@ def test_reviewed_files_follow_the_japanese_style_guide(rel: str) -> None:
     assert not found, f"{len(found)} problem(s):\n" + "\n".join(str(p) for p in found[:40])
 
 
+@pytest.mark.parametrize("rel", knowledge_files())
+def test_every_user_facing_text_in_the_knowledge_base_has_japanese(rel: str) -> None:
+    # Provider notes, blocklist refusal hints and meanings, why-unknown texts, every en/ja
+    # pair: a Japanese report never falls back to English for what mailcheck says.
+    missing = list(missing_japanese(_load(rel)))
+    assert not missing, "\n".join(f"{rel}:{where}: {text[:100]!r}" for where, text in missing[:20])
+
+
 def test_every_enforced_file_exists_and_has_japanese() -> None:
     files = set(knowledge_files())
     assert set(ENFORCED) <= files
