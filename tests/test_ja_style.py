@@ -239,6 +239,9 @@ def test_the_checks_catch_what_the_guide_forbids() -> None:
     assert all(caught.values()), caught
     good = "postfix reload で反映し、Gmail宛てのログで p=none と {target} を確認します。dig +short -x 192.0.2.10 SOA で確認。"
     assert spacing_problem(good) is None, spacing_problem(good)
+    # A receiver's own error code is set off like code; a form's name is a word.
+    assert spacing_problem("S3150 は 4xx の応答後も送信ペースを落とさなかった場合に出ます。") is None
+    assert spacing_problem("続く場合は Sender Support Request を送ります。") == "Sender Support Request"
     assert missing_japanese({"meaning": "listed", "meaning_ja": ""}) and not list(
         missing_japanese({"meaning": "listed", "meaning_ja": "掲載"})
     )
