@@ -75,7 +75,7 @@ TERMS: tuple[tuple[str, str], ...] = (
     (r"あなた", "お使いの / 自社の"),
     (r"ちゃんと", "きちんと"),
     (r"嫌われ", "不利に扱われる"),
-    (r"(?i)original case|元の事例|もとになった", "(no reference to the project's own story)"),
+    (r"(?i)original case|元の事例|もとになった|きっかけ(?:に|と)なった事例", "(no reference to the project's own story)"),
 )
 
 _JA = "\u3040-\u30ff\u3400-\u9fff\uff01-\uff60\u3000-\u303f"
