@@ -190,6 +190,18 @@ def test_dkim_failures_and_blocklist_refusals_read_in_japanese() -> None:
     assert text.startswith("127.255.255.254: エラー:") and ". " not in text, text
 
 
+def test_a_refused_policy_host_and_a_key_that_could_not_be_fetched_read_in_japanese() -> None:
+    from knowledge.detail_phrases import to_japanese
+
+    # handlers/safety.py: the MTA-STS policy host is never fetched from private space.
+    text = to_japanese("mta-sts.example.com resolves only to non-public addresses (10.0.0.5, fd00::5); not connecting")
+    assert text == "mta-sts.example.com の名前解決の結果は非公開のアドレス（10.0.0.5, fd00::5）だけのため、接続しません", text
+    # handlers/message/dkimcheck.py: a key lookup that got no answer, and the verifier's own reason.
+    text = to_japanese("the key at sel._domainkey.example.com could not be fetched: no answer (timeout)")
+    assert text == "sel._domainkey.example.com の鍵を取得できませんでした: 応答なし（タイムアウト）", text
+    assert to_japanese("the signature is not valid: signature verification failed") == "署名が無効です: 署名の検証に失敗しました"
+
+
 def test_a_japanese_requirement_line_names_the_items_that_fail() -> None:
     import knowledge
     from handlers.requirements import Visible, verdicts

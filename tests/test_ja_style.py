@@ -46,6 +46,12 @@ ENFORCED: tuple[str, ...] = (
     "remediation/requirements.yaml",
     "remediation/message.yaml",
     "remediation/postfix.yaml",
+    "remediation/bounce.yaml",
+    "remediation/provider.yaml",
+    "providers.yaml",
+    "reasons.yaml",
+    "bounce/explanations.yaml",
+    *sorted(str(p.relative_to(KNOWLEDGE)) for p in (KNOWLEDGE / "bounce" / "providers").glob("*.yaml")),
 )
 
 # The glossary of docs/ja-style.md: a pattern that must not appear -> the term to use.
@@ -69,7 +75,7 @@ TERMS: tuple[tuple[str, str], ...] = (
     (r"あなた", "お使いの / 自社の"),
     (r"ちゃんと", "きちんと"),
     (r"嫌われ", "不利に扱われる"),
-    (r"(?i)original case|元の事例|もとになった", "(no reference to the project's own story)"),
+    (r"(?i)original case|元の事例|もとになった|きっかけ(?:に|と)なった事例", "(no reference to the project's own story)"),
 )
 
 _JA = "\u3040-\u30ff\u3400-\u9fff\uff01-\uff60\u3000-\u303f"
@@ -88,6 +94,11 @@ DNS_LITERALS = frozenset({"A", "AAAA", "MX", "TXT", "PTR", "SOA", "NS", "CNAME",
                           "SERVFAIL", "NXDOMAIN", "NOERROR", "REFUSED", "NODATA"})
 
 
+# A receiver's own error code quoted as a value (Outlook.com S3150, Yahoo TSS04,
+# Comcast ES000001, iCloud HM08): upper-case letters with digits, set off like code.
+_REPLY_CODE = re.compile(r"(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,}")
+
+
 def spacing_problem(text: str) -> str | None:
     """The Latin run that is spaced off from Japanese although it is a word, or None."""
     for m in _LATIN_RUN.finditer(text):
@@ -95,7 +106,8 @@ def spacing_problem(text: str) -> str | None:
         if not run:
             continue
         near = run.split()[0] if m.group(2) is not None else run.split()[-1]
-        if _CODE_SIGN.search(run) or not near[:1].isupper() or set(run.split()) <= DNS_LITERALS:
+        if (_CODE_SIGN.search(run) or not near[:1].isupper() or set(run.split()) <= DNS_LITERALS
+                or _REPLY_CODE.fullmatch(near)):
             continue
         return run
     return None
@@ -193,12 +205,22 @@ def test_reviewed_files_follow_the_japanese_style_guide(rel: str) -> None:
     assert not found, f"{len(found)} problem(s):\n" + "\n".join(str(p) for p in found[:40])
 
 
+@pytest.mark.parametrize("rel", knowledge_files())
+def test_every_user_facing_text_in_the_knowledge_base_has_japanese(rel: str) -> None:
+    # Provider notes, blocklist refusal hints and meanings, why-unknown texts, every en/ja
+    # pair: a Japanese report never falls back to English for what mailcheck says.
+    missing = list(missing_japanese(_load(rel)))
+    assert not missing, "\n".join(f"{rel}:{where}: {text[:100]!r}" for where, text in missing[:20])
+
+
 def test_every_enforced_file_exists_and_has_japanese() -> None:
     files = set(knowledge_files())
     assert set(ENFORCED) <= files
     with_text = [rel for rel in ENFORCED if any(True for _ in japanese_texts(_load(rel)))]
-    # dkim_selectors / ptr_patterns hold no user-visible text; the others must.
-    assert set(ENFORCED) - set(with_text) <= {"dkim_selectors.yaml", "ptr_patterns.yaml"}
+    # dkim_selectors / ptr_patterns hold no user-visible text, nor does a bounce provider
+    # file without notes (its patterns are data); the others must.
+    without = {rel for rel in set(ENFORCED) - set(with_text) if not rel.startswith("bounce/providers/")}
+    assert without <= {"dkim_selectors.yaml", "ptr_patterns.yaml"}
 
 
 def test_the_checks_catch_what_the_guide_forbids() -> None:
@@ -217,6 +239,9 @@ def test_the_checks_catch_what_the_guide_forbids() -> None:
     assert all(caught.values()), caught
     good = "postfix reload で反映し、Gmail宛てのログで p=none と {target} を確認します。dig +short -x 192.0.2.10 SOA で確認。"
     assert spacing_problem(good) is None, spacing_problem(good)
+    # A receiver's own error code is set off like code; a form's name is a word.
+    assert spacing_problem("S3150 は 4xx の応答後も送信ペースを落とさなかった場合に出ます。") is None
+    assert spacing_problem("続く場合は Sender Support Request を送ります。") == "Sender Support Request"
     assert missing_japanese({"meaning": "listed", "meaning_ja": ""}) and not list(
         missing_japanese({"meaning": "listed", "meaning_ja": "掲載"})
     )

@@ -413,3 +413,28 @@ def test_bounce_providers_cover_the_spec_ids() -> None:
     from knowledge.bounce import load
 
     assert set(SPEC_PROVIDERS) <= set(load().by_id)
+
+
+# Work that needs root on the sending server or control of its IP address: Postfix files,
+# settings and commands, the mail log, setting a PTR, enrolling an IP in SNDS/JMRP.
+_NEEDS_THE_SERVER = re.compile(
+    r"main\.cf|master\.cf|postconf|/var/log/mail|\bsmtp_[a-z_]+\b|inet_protocols|"
+    r"\bset (?:the|a|its|custom) PTR|\bPTR at\b|\benrol\w* (?:the|your|sending)? ?IPs?\b",
+    re.IGNORECASE,
+)
+
+
+def test_advice_that_needs_the_server_or_its_ip_says_what_to_do_on_shared_hosting() -> None:
+    # docs/ja-style.md, "Shared hosting first": most readers are on a rental server where
+    # they cannot change Postfix, the PTR or the IP's enrolments; each such entry tells them
+    # to ask the provider or send through the provider's SMTP server, in both languages.
+    lacking = []
+    for r in loader.all_remediation():
+        shown = " ".join([*r.steps.en, *(line for block in r.code for line in block.lines)])
+        if not _NEEDS_THE_SERVER.search(shown):
+            continue
+        en = any("shared hosting" in step.lower() for step in r.steps.en)
+        ja = any("共用のレンタルサーバー" in step for step in r.steps.ja)
+        if not (en and ja):
+            lacking.append((r.id, _NEEDS_THE_SERVER.search(shown).group(0), en, ja))  # type: ignore[union-attr]
+    assert not lacking, lacking
