@@ -1,7 +1,7 @@
 """The case's own values in the fix texts.
 
 Remediation texts in `knowledge/remediation/` are written with documentation values
-(RFC 2606 `example.com`, RFC 5737 `192.0.2.10`, RFC 3849 `2001:db8::10`, the selector
+(RFC 2606 `example.com`, JPRS's `example.jp`, RFC 5737 `192.0.2.10`, RFC 3849 `2001:db8::10`, the selector
 `s2026`) so that they read well on their own. When they are shown for a case, the reader
 should be able to copy a line as it stands: the domain that was audited, the IP that was
 checked, the selector that was found. This module swaps them in, at render time, in every
@@ -19,7 +19,7 @@ from handlers.model import Report
 
 # `example.com` as a whole name or as the parent of one (`_dmarc.example.com`,
 # `mail.example.com.`), never inside another name (`myexample.com`, `example.com.au`).
-_DOMAIN = re.compile(r"(?<![\w-])example\.com(?![\w-]|\.[a-z])", re.IGNORECASE)
+_DOMAIN = re.compile(r"(?<![\w-])example\.(?:com|jp)(?![\w-]|\.[a-z])", re.IGNORECASE)
 _IPV4 = re.compile(r"(?<![\d.])192\.0\.2\.10(?![\d.]|/\d)")
 _REVERSE4 = re.compile(r"(?<![\w.])10\.2\.0\.192\.in-addr\.arpa", re.IGNORECASE)
 _IPV6 = re.compile(r"(?:(?<=ip6:)|(?<![\w:]))2001:db8::10(?![\w:]|/\d)", re.IGNORECASE)
@@ -74,8 +74,9 @@ def values_for(report: Report) -> CaseValues:
     elif report.kind == "ip":
         ips = words
     for f in report.findings:
-        if not domain and report.kind in ("message", "bounce"):
-            domain = _plain_domain(str(f.evidence.get("from_domain") or f.evidence.get("domain") or ""))
+        # A bounce names the recipient's domain and ours: its texts keep their placeholders.
+        if not domain and report.kind == "message":
+            domain = _plain_domain(str(f.evidence.get("from_domain") or ""))
         if not ips and f.code == "message.path" and f.evidence.get("ip"):
             ips = [str(f.evidence["ip"])]
     ptr = report.details.get("ptr")

@@ -17,6 +17,7 @@ from tests.dnsworld import DNSWorld
 CASE = CaseValues(domain="shop-kanri.jp", ipv4="198.18.7.25", ipv6="2001:db8:7::25", selector="k2024")
 LEFTOVERS = {
     "example.com": re.compile(r"(?<![\w-])example\.com(?![\w-])", re.IGNORECASE),
+    "example.jp": re.compile(r"(?<![\w-])example\.jp(?![\w-])", re.IGNORECASE),
     "192.0.2.10": re.compile(r"(?<![\d.])192\.0\.2\.10(?![\d.])"),
     "10.2.0.192.in-addr.arpa": re.compile(r"10\.2\.0\.192\.in-addr\.arpa"),
     "2001:db8::10": re.compile(r"2001:db8::10(?![\w:])", re.IGNORECASE),
