@@ -182,9 +182,7 @@ class _Rows:
             src.spf_aligned_messages += n
         if dkim_pe == "pass":
             src.dkim_aligned_messages += n
-        disposition = disposition or "none"
-        if disposition == "pass":  # a few reporters write the DMARC verdict here
-            disposition = "none"
+        disposition = disposition[:20] or "none"  # RFC 9990 adds "pass" to none/quarantine/reject
         src.dispositions[disposition] = src.dispositions.get(disposition, 0) + n
         for r in reasons:
             if r not in src.reasons and len(src.reasons) < 10:

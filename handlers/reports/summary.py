@@ -9,7 +9,6 @@ no answer leaves the PTR empty: nothing is concluded from it.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,11 +46,11 @@ def _text(key: str, lang: str, **params: Any) -> str:
 
 
 def _public(ip: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return addr.is_global
+    """Worth a PTR question: not loopback, RFC 1918, CGNAT, link-local or ULA (SPEC: only
+    those are internal; documentation ranges are ordinary addresses for DNS questions)."""
+    from handlers.safety import is_internal_hop
+
+    return not is_internal_hop(ip)
 
 
 async def enrich(reports: Iterable[ParsedReport], resolver: Resolver | None) -> dict[str, tuple[str | None, str | None]]:
