@@ -166,3 +166,16 @@ def test_records_beyond_the_cap_are_noted_not_read() -> None:
            f"<policy_published><domain>example.com</domain></policy_published>{rows}</feedback>").encode()
     report = parse_aggregate(doc, max_records=20)
     assert report.truncated and report.rows == 20 and report.messages == 20
+
+
+def test_a_dtd_behind_comments_and_a_bom_is_still_refused() -> None:
+    doc = (b"\xef\xbb\xbf<?xml version='1.0'?>\n<!-- report -->\n<?pi x?>\n"
+           b'<!DOCTYPE feedback [<!ENTITY a "b">]><feedback><report_metadata><org_name>&a;</org_name>'
+           b"<report_id>1</report_id></report_metadata></feedback>")
+    assert "refused" in one_error("dtd.xml", doc)
+
+
+def test_a_report_in_utf16_is_read() -> None:
+    [report] = parse_blob("utf16.xml", REPORT.decode().replace("<feedback", '<?xml version="1.0" encoding="UTF-16"?>'
+                                                              "\n<feedback", 1).encode("utf-16")).reports
+    assert (report.org_name, report.messages) == ("Sample Reporter", 123)

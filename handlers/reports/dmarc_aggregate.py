@@ -220,9 +220,53 @@ class _Rows:
         return sorted(self.sources.values(), key=lambda s: (-s.messages, s.ip))
 
 
+def _plain_prolog(data: bytes) -> bool:
+    """True when the document is ASCII-compatible and nothing but the XML declaration,
+    comments and processing instructions come before the root element: no DTD, so no
+    entity can be declared and expat has nothing to expand or fetch (XML 1.0 §2.8: a
+    document type declaration may only appear there)."""
+    head = data[:2]
+    if head in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in data[:64]:
+        return False  # UTF-16/32: left to defusedxml
+    pos = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    n = len(data)
+    while pos < n:
+        while pos < n and data[pos] in b" \t\r\n":
+            pos += 1
+        if data.startswith(b"<?", pos):
+            end, step = data.find(b"?>", pos), 2
+        elif data.startswith(b"<!--", pos):
+            end, step = data.find(b"-->", pos + 4), 3
+        elif data.startswith(b"<", pos) and not data.startswith(b"<!", pos):
+            return True  # the root element
+        else:
+            return False  # a DOCTYPE, or anything unexpected: defusedxml decides
+        if end < 0:
+            return False
+        pos = end + step
+    return False
+
+
 def _events(data: bytes) -> Iterator[tuple[str, Element]]:
+    if _plain_prolog(data):
+        # No DTD: the C parser (3x faster than defusedxml's pure-Python one on a 100k-record
+        # report) meets no entity declaration; anything else goes through defusedxml,
+        # which refuses DTDs, entities and external references.
+        yield from _c_events(data)
+        return
     yield from DET.iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=True,
                              forbid_entities=True, forbid_external=True)
+
+
+def _c_events(data: bytes, chunk: int = 1 << 20) -> Iterator[tuple[str, Element]]:
+    from xml.etree.ElementTree import XMLPullParser
+
+    parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
+    for i in range(0, len(data), chunk):
+        parser.feed(data[i : i + chunk])
+        yield from parser.read_events()  # type: ignore[misc]
+    parser.close()
+    yield from parser.read_events()  # type: ignore[misc]
 
 
 def parse_aggregate(data: bytes, *, max_records: int = MAX_RECORDS) -> ParsedReport:
