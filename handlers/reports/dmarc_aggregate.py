@@ -10,6 +10,7 @@ dropped behind it, so a 100k-record report needs no more memory than its sources
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 from collections.abc import Iterator
@@ -258,7 +259,7 @@ def _events(data: bytes) -> Iterator[tuple[str, Element]]:
                              forbid_entities=True, forbid_external=True)
 
 
-def _c_events(data: bytes, chunk: int = 1 << 20) -> Iterator[tuple[str, Element]]:
+def _c_events(data: bytes, chunk: int = 1 << 16) -> Iterator[tuple[str, Element]]:
     from xml.etree.ElementTree import XMLPullParser
 
     parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
@@ -270,6 +271,19 @@ def _c_events(data: bytes, chunk: int = 1 << 20) -> Iterator[tuple[str, Element]
 
 
 def parse_aggregate(data: bytes, *, max_records: int = MAX_RECORDS) -> ParsedReport:
+    # The parser makes millions of short-lived elements, freed by reference counting (an
+    # element has no parent link, so no cycles): with the cyclic collector on, its full
+    # passes over them made a 100k-record report 10x slower than a 20k one.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_leniently(data, max_records)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_leniently(data: bytes, max_records: int) -> ParsedReport:
     try:
         return _parse(data, max_records)
     except ParseError as exc:
