@@ -30,7 +30,7 @@ def codes(report: Report, code: str) -> list[dict[str, object]]:
 
 async def test_sources_are_named_by_their_ptr_with_one_lookup_per_ip(dns_world: DNSWorld) -> None:
     resolver = dns_world.resolver(timeout=5.0)
-    report = await summarize(load(GOOGLE, YAHOO), resolver)
+    report = await summarize(load(GOOGLE, YAHOO), resolver, blocklists=False)
     sources = {s["ip"]: s for r in report.details["reports"] for s in r["sources"]}
     assert sources["192.0.2.41"]["ptr"] == "mail-sor-f41.google.com"
     assert sources["192.0.2.41"]["provider"] == "Google Workspace / Gmail"
@@ -40,7 +40,7 @@ async def test_sources_are_named_by_their_ptr_with_one_lookup_per_ip(dns_world: 
 
 
 async def test_a_failing_source_says_which_check_failed_and_why(dns_world: DNSWorld) -> None:
-    report = await summarize(load(GOOGLE), dns_world.resolver(timeout=5.0))
+    report = await summarize(load(GOOGLE), dns_world.resolver(timeout=5.0), blocklists=False)
     failing = {str(e["ip"]): e for e in codes(report, "reports.failing_source")}
     assert set(failing) == {"192.0.2.42", "203.0.113.66"}
     sendgrid = failing["192.0.2.42"]
@@ -118,3 +118,10 @@ async def test_the_summary_reads_in_japanese() -> None:
     assert titles["reports.what_if_reject"] == "example.com を p=reject にすると、1274通中74通が拒否されます"
     detail = next(f.detail for f in report.findings if f.code == "reports.failing_source")
     assert "DKIM署名がありません" in detail or "アラインメント" in detail
+
+
+async def test_the_largest_sources_blocklist_state_comes_from_the_blocklist_engine(dns_world: DNSWorld) -> None:
+    report = await summarize(load(GOOGLE), dns_world.resolver(timeout=5.0))
+    sources = {s["ip"]: s for r in report.details["reports"] for s in r["sources"]}
+    assert all(isinstance(s["blocklists"], list) for s in sources.values())  # three sources: all looked up
+    assert {row.target for row in report.blocklists} == set(sources)
