@@ -133,3 +133,14 @@ def test_failure_report_keeps_what_failed_and_no_personal_data() -> None:
     text = json.dumps(d)
     for private in ("alice", "bob", "secret", "invoice", "IBAN", "Alice Private", "receiver.example"):
         assert private not in text, private
+
+
+def test_a_report_email_forwarded_as_an_attachment() -> None:
+    inner = (FIXTURES / "fastmail-report.eml").read_text()
+    outer = "\n".join([
+        "From: Ops <ops@example.com>", "To: dmarc-bot@example.com", "Subject: Fwd: Report Domain: example.com",
+        "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="fwd"', "", "--fwd",
+        "Content-Type: text/plain", "", "see attached", "--fwd", "Content-Type: message/rfc822", "",
+        inner, "--fwd--", ""])
+    [report] = parse_blob("fwd.eml", outer.encode()).reports
+    assert (report.org_name, report.messages) == ("Fastmail Pty Ltd", 20)

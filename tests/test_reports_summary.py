@@ -125,3 +125,9 @@ async def test_the_largest_sources_blocklist_state_comes_from_the_blocklist_engi
     sources = {s["ip"]: s for r in report.details["reports"] for s in r["sources"]}
     assert all(isinstance(s["blocklists"], list) for s in sources.values())  # three sources: all looked up
     assert {row.target for row in report.blocklists} == set(sources)
+
+
+async def test_the_pass_rate_carries_the_last_summarys_for_comparison() -> None:
+    report = await summarize(load(GOOGLE), None, previous=load(YAHOO))
+    [rate] = codes(report, "reports.pass_rate")
+    assert (rate["pass_ratio"], rate["previous_ratio"]) == (0.9419, 0.88)

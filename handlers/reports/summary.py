@@ -184,11 +184,17 @@ def _aggregate_findings(domain: str, reports: list[ParsedReport], previous: list
     reporters = sorted({r.org_name for r in reports if r.org_name})
     latest = max(reports, key=lambda r: (r.end or r.begin or report.checked_at).timestamp())
     policy = latest.policy.get("p", "").lower()
-    report.add(_finding("reports.pass_rate", severity, {
+    evidence: dict[str, Any] = {
         "target": domain, "rate": _pct(passed, messages), "messages": messages, "count": messages - passed,
         "period": _period(reports), "reporters": reporters, "policy": policy or None,
-        "sources": len(merged),
-    }))
+        "sources": len(merged), "pass_ratio": round(rate, 4),
+    }
+    before_agg = [p for p in previous or [] if p.type == "dmarc-aggregate" and p.domain == domain]
+    before_messages = sum(p.messages for p in before_agg)
+    if before_messages:
+        # What the last summary saw: a digest leads with the change.
+        evidence["previous_ratio"] = round(sum(p.dmarc_pass for p in before_agg) / before_messages, 4)
+    report.add(_finding("reports.pass_rate", severity, evidence))
     for m in failing[:MAX_SOURCE_FINDINGS]:
         sev: Severity = "warning" if m.failed * 20 >= messages or m.provider else "info"
         report.add(_finding("reports.failing_source", sev, _source_evidence(m, domain)))
