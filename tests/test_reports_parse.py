@@ -144,3 +144,16 @@ def test_a_report_email_forwarded_as_an_attachment() -> None:
         inner, "--fwd--", ""])
     [report] = parse_blob("fwd.eml", outer.encode()).reports
     assert (report.org_name, report.messages) == ("Fastmail Pty Ltd", 20)
+
+
+def test_a_failure_report_whose_fields_are_base64_encoded() -> None:
+    import base64
+
+    text = (FIXTURES / "dmarc-failure.eml").read_text()
+    start = text.index("Feedback-Type:")
+    end = text.index("\n--_----ruf1", start)
+    encoded = (text[:start].replace("Content-Type: message/feedback-report\n",
+                                    "Content-Type: message/feedback-report\nContent-Transfer-Encoding: base64\n")
+               + base64.encodebytes(text[start:end].encode()).decode() + text[end:])
+    [report] = parse_blob("b64.eml", encoded.encode()).reports
+    assert (report.source_ip, report.auth_failure, report.domain) == ("203.0.113.66", "dmarc", "example.com")
