@@ -179,3 +179,10 @@ def test_a_report_in_utf16_is_read() -> None:
     [report] = parse_blob("utf16.xml", REPORT.decode().replace("<feedback", '<?xml version="1.0" encoding="UTF-16"?>'
                                                               "\n<feedback", 1).encode("utf-16")).reports
     assert (report.org_name, report.messages) == ("Sample Reporter", 123)
+
+
+def test_a_record_without_a_source_ip_is_counted_as_skipped_not_guessed() -> None:
+    doc = REPORT.replace(b"<source_ip>192.0.2.123</source_ip>", b"<source_ip></source_ip>")
+    [report] = parse_blob("noip.xml", doc).reports
+    assert (report.messages, report.skipped, report.sources) == (0, 1, [])
+    assert report.to_dict()["skipped_records"] == 1

@@ -132,6 +132,7 @@ class _Rows:
         self.messages = 0
         self.passed = 0
         self.rows = 0
+        self.skipped = 0
 
     def add(self, record: Element) -> None:
         row = ident = auth = None
@@ -167,8 +168,13 @@ class _Rows:
                         kind = _children(p).get("type", "").lower()
                         if kind:
                             reasons.append(kind[:40])
+        if not ip:
+            # A row that names no source says nothing usable; parsedmarc (the reference
+            # for these totals) drops it too. It is counted, not guessed.
+            self.skipped += 1
+            return
         n = _count(count)
-        ip = format_ip(ip)[:64] if ip else "unknown"
+        ip = format_ip(ip)[:64]
         src = self.sources.get(ip)
         if src is None:
             src = self.sources[ip] = Source(ip=ip)
@@ -344,6 +350,7 @@ def _parse(data: bytes, max_records: int) -> ParsedReport:
     report.messages = rows.messages
     report.dmarc_pass = rows.passed
     report.rows = rows.rows
+    report.skipped = rows.skipped
     if not (report.report_id or report.org_name or rows.rows):
         raise AggregateError("not a DMARC aggregate report (no report_metadata and no records)")
     return report
