@@ -160,15 +160,21 @@ def _render_reports(con: Any, reports: list[dict[str, Any]], lab: dict[str, str]
         if r.get("type") == "dmarc-aggregate":
             con.print("  " + lab["r_totals"].format(m=r.get("messages"), p=r.get("dmarc_pass"), f=r.get("dmarc_fail")))
             table = Table(show_edge=False, pad_edge=False, box=None)
+            sources = r.get("sources") or []
+            lists = any(s.get("blocklists") for s in sources[:MAX_SOURCE_ROWS])
             for col in ("r_source", "r_name", "r_messages", "r_dmarc", "r_spf", "r_dkim", "r_disposition"):
                 table.add_column(lab[col])
-            sources = r.get("sources") or []
+            if lists:
+                table.add_column(lab["lists"])
             for s in sources[:MAX_SOURCE_ROWS]:
                 name = " / ".join(str(x) for x in (s.get("ptr"), s.get("provider")) if x)
                 style = "green" if s.get("dmarc") == "pass" else "red" if s.get("dmarc") == "fail" else "yellow"
-                table.add_row(escape(str(s.get("ip"))), escape(name), str(s.get("messages")),
-                              f"[{style}]{s.get('dmarc')}[/{style}]", lab["yes" if s.get("spf_aligned") else "no"],
-                              lab["yes" if s.get("dkim_aligned") else "no"], escape(str(s.get("disposition"))))
+                cells = [escape(str(s.get("ip"))), escape(name), str(s.get("messages")),
+                         f"[{style}]{s.get('dmarc')}[/{style}]", lab["yes" if s.get("spf_aligned") else "no"],
+                         lab["yes" if s.get("dkim_aligned") else "no"], escape(str(s.get("disposition")))]
+                if lists:
+                    cells.append(f"[bold red]{escape(', '.join(s.get('blocklists') or []))}[/bold red]")
+                table.add_row(*cells)
             con.print(table)
             if len(sources) > MAX_SOURCE_ROWS:
                 con.print(f"  [dim]{escape(lab['r_more'].format(n=len(sources) - MAX_SOURCE_ROWS))}[/dim]")
