@@ -88,7 +88,10 @@ def _epoch(value: str) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromtimestamp(int(float(value)), UTC)
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds, as a few reporters write them
+            seconds /= 1000
+        return datetime.fromtimestamp(int(seconds), UTC)
     except (ValueError, OverflowError, OSError):
         pass
     try:  # a few reporters write ISO 8601
