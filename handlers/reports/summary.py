@@ -195,6 +195,12 @@ def _aggregate_findings(domain: str, reports: list[ParsedReport], previous: list
         "period": _period(reports), "reporters": reporters, "policy": policy or None,
         "sources": len(merged), "pass_ratio": round(rate, 4),
     }
+    dispositions: dict[str, int] = {}
+    for r in reports:
+        for src in r.sources:
+            for disp, n in src.dispositions.items():
+                dispositions[disp] = dispositions.get(disp, 0) + n
+    evidence["dispositions"] = dict(sorted(dispositions.items()))  # what receivers did: none/quarantine/reject
     before_agg = [p for p in previous or [] if p.type == "dmarc-aggregate" and p.domain == domain]
     before_messages = sum(p.messages for p in before_agg)
     if before_messages:
