@@ -193,7 +193,7 @@ def test_dkim_failures_and_blocklist_refusals_read_in_japanese() -> None:
 def test_a_refused_policy_host_and_a_key_that_could_not_be_fetched_read_in_japanese() -> None:
     from knowledge.detail_phrases import to_japanese
 
-    # handlers/safety.py: the MTA-STS policy host is never fetched from private space.
+    # handlers/net/safety.py: the MTA-STS policy host is never fetched from private space.
     text = to_japanese("mta-sts.example.com resolves only to non-public addresses (10.0.0.5, fd00::5); not connecting")
     assert text == "mta-sts.example.com の名前解決の結果は非公開のアドレス（10.0.0.5, fd00::5）だけのため、接続しません", text
     # handlers/message/dkimcheck.py: a key lookup that got no answer, and the verifier's own reason.

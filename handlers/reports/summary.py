@@ -18,7 +18,7 @@ from handlers.model import Finding, Report, Severity
 from handlers.reports.records import ParsedReport, Source, iso
 
 if TYPE_CHECKING:
-    from handlers.dns import Resolver
+    from handlers.net import Resolver
 
 CHECK = "reports"
 MAX_BLOCKLIST_IPS = 10  # the largest sources are looked up on the blocklists (~50 lists each)
@@ -49,7 +49,7 @@ def _text(key: str, lang: str, **params: Any) -> str:
 def _public(ip: str) -> bool:
     """Worth a PTR question: not loopback, RFC 1918, CGNAT, link-local or ULA (SPEC: only
     those are internal; documentation ranges are ordinary addresses for DNS questions)."""
-    from handlers.safety import is_internal_hop
+    from handlers.net.safety import is_internal_hop
 
     return not is_internal_hop(ip)
 
