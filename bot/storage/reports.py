@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage import tables as t
@@ -190,7 +190,7 @@ class ReportStore:
         and `until` bound the report's end of period (else its received time)."""
         c = t.reports.c
         scopes = [team_id] + ([OPERATOR_SCOPE] if with_operator and team_id != OPERATOR_SCOPE else [])
-        cond = [c.team_id.in_(scopes)]
+        cond: list[ColumnElement[bool]] = [c.team_id.in_(scopes)]
         if domain:
             cond.append(c.domain == domain.lower())
         if since is not None:
