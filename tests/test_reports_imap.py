@@ -1,0 +1,271 @@
+"""The `reports` worker against a real Dovecot: every report in the mailbox is stored
+once, a message is moved only after its reports are stored, other mail stays put."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from bot.reports_imap import (
+    NO_REPORT_KEYWORD,
+    ImapConfigError,
+    ImapFatal,
+    ImapTransient,
+    ReportsWorker,
+    parse_imap_url,
+)
+from bot.storage import Store
+from bot.storage.reports import OPERATOR_SCOPE, ReportStore
+from tests.support import dovecot as dovecot_support
+from tests.support.dovecot import Dovecot
+
+dovecot = dovecot_support.dovecot  # fixture: a real Dovecot on a loopback port
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def aggregate_xml(report_id: str, org: str = "google.com", domain: str = "example.com",
+                  ip: str = "203.0.113.7", count: int = 3, dkim: str = "pass") -> bytes:
+    # RFC 7489 appendix C shape.
+    return f"""<?xml version="1.0" encoding="UTF-8" ?>
+<feedback>
+  <report_metadata>
+    <org_name>{org}</org_name>
+    <email>noreply-dmarc-support@{org}</email>
+    <report_id>{report_id}</report_id>
+    <date_range><begin>1764460800</begin><end>1764547199</end></date_range>
+  </report_metadata>
+  <policy_published>
+    <domain>{domain}</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><sp>none</sp><pct>100</pct>
+  </policy_published>
+  <record>
+    <row>
+      <source_ip>{ip}</source_ip><count>{count}</count>
+      <policy_evaluated><disposition>none</disposition><dkim>{dkim}</dkim><spf>fail</spf></policy_evaluated>
+    </row>
+    <identifiers><header_from>{domain}</header_from></identifiers>
+    <auth_results>
+      <dkim><domain>{domain}</domain><selector>s1</selector><result>{dkim}</result></dkim>
+      <spf><domain>{domain}</domain><result>fail</result></spf>
+    </auth_results>
+  </record>
+</feedback>
+""".encode()
+
+
+def report_mail(report_id: str, *, payload: bytes | None = None, org: str = "google.com") -> bytes:
+    """A report email the way Google sends one: the XML gzipped as an attachment."""
+    msg = EmailMessage()
+    msg["From"] = f"noreply-dmarc-support@{org}"
+    msg["To"] = "dmarc-reports@example.com"
+    msg["Subject"] = f"Report domain: example.com Submitter: {org} Report-ID: {report_id}"
+    msg.set_content("This is an aggregate report from " + org)
+    data = payload if payload is not None else gzip.compress(aggregate_xml(report_id, org=org))
+    msg.add_attachment(data, maintype="application", subtype="gzip",
+                       filename=f"{org}!example.com!1764460800!1764547199.xml.gz")
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def plain_mail(subject: str = "Lunch?") -> bytes:
+    return (f"From: colleague@example.com\r\nTo: dmarc-reports@example.com\r\nSubject: {subject}\r\n"
+            "\r\nAre you free at noon?\r\n").encode()
+
+
+async def run_worker(dc: Dovecot, db_url: str, folder: str = "INBOX") -> Any:
+    store = await Store.open(db_url)
+    try:
+        worker = ReportsWorker(parse_imap_url(dc.url(folder)), ReportStore.of(store))
+        return await worker.run_once()
+    finally:
+        await store.close()
+
+
+async def stored(db_url: str) -> list[str]:
+    store = await Store.open(db_url)
+    try:
+        return sorted(r.report_id for r in await ReportStore.of(store).find(OPERATOR_SCOPE))
+    finally:
+        await store.close()
+
+
+def uids_and_flags(dc: Dovecot, folder: str) -> list[set[str]]:
+    return [flags for _uid, flags, _raw in dc.messages(folder)]
+
+
+async def test_each_report_in_the_mailbox_is_stored_once_across_restarts(dovecot: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    dovecot.append(report_mail("g-1"))
+    dovecot.append(report_mail("g-2"))
+    dovecot.append(report_mail("g-1"))  # the reporter sent the same report twice
+    first = await run_worker(dovecot, db)
+    assert (first.messages, first.reports_new, first.reports_seen, first.moved) == (3, 2, 1, 3)
+    assert await stored(db) == ["g-1", "g-2"]
+    assert dovecot.messages("INBOX") == []
+    assert all("\\Seen" in f for f in uids_and_flags(dovecot, "INBOX.processed"))
+    assert len(dovecot.messages("INBOX.processed")) == 3
+
+    dovecot.append(report_mail("g-3"))  # arrives while the worker is down
+    second = await run_worker(dovecot, db)  # a restart
+    assert (second.messages, second.reports_new) == (1, 1)
+    assert await stored(db) == ["g-1", "g-2", "g-3"]
+
+
+async def test_a_message_stays_unread_in_the_folder_until_its_reports_are_stored(dovecot: Dovecot,
+                                                                                  tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    store = await Store.open(db)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE reports RENAME TO reports_away"))  # the database refuses writes
+    dovecot.append(report_mail("g-1"))
+    worker = ReportsWorker(parse_imap_url(dovecot.url()), ReportStore.of(store))
+    with pytest.raises(Exception, match="reports"):
+        await worker.run_once()
+    [(_uid, flags, _raw)] = dovecot.messages("INBOX")
+    assert "\\Seen" not in flags and NO_REPORT_KEYWORD not in flags
+    assert dovecot.messages("INBOX.processed") == []
+
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE reports_away RENAME TO reports"))  # the database is back
+    await store.close()
+    again = await run_worker(dovecot, db)
+    assert (again.reports_new, again.moved) == (1, 1)
+    assert await stored(db) == ["g-1"]
+
+
+async def test_a_crash_after_storing_but_before_moving_counts_the_report_once(dovecot: Dovecot,
+                                                                              tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    from handlers.reports.api import parse_blob
+
+    raw = report_mail("g-1")
+    store = await Store.open(db)
+    try:  # what the worker had done when it died: the reports stored, the message not yet moved
+        assert await ReportStore.of(store).add(OPERATOR_SCOPE, parse_blob("m.eml", raw).reports,
+                                               source="imap") == [True]
+    finally:
+        await store.close()
+    dovecot.append(raw)
+    after = await run_worker(dovecot, db)
+    assert (after.reports_new, after.reports_seen, after.moved) == (0, 1, 1)
+    assert await stored(db) == ["g-1"]
+
+
+async def test_a_mail_without_a_report_stays_in_the_folder_unread(dovecot: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    dovecot.append(plain_mail())
+    first = await run_worker(dovecot, db)
+    assert (first.messages, first.no_report, first.moved) == (1, 1, 0)
+    [(_uid, flags, raw)] = dovecot.messages("INBOX")
+    assert "\\Seen" not in flags  # a person reading the mailbox still sees it as new
+    assert NO_REPORT_KEYWORD in flags and b"Are you free at noon?" in raw
+    again = await run_worker(dovecot, db)
+    assert again.messages == 0  # not read again on every pass
+    assert await stored(db) == []
+
+
+async def test_the_worker_survives_a_broken_report_mail(dovecot: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    dovecot.append(report_mail("broken", payload=b"\x1f\x8b\x08\x00 not really gzip"))
+    dovecot.append(report_mail("zip-of-nothing", payload=b"PK\x03\x04" + b"\x00" * 40))
+    dovecot.append(report_mail("g-ok"))
+    stats = await run_worker(dovecot, db)
+    assert (stats.messages, stats.no_report, stats.moved) == (3, 2, 1)
+    assert await stored(db) == ["g-ok"]
+    assert len(dovecot.messages("INBOX")) == 2  # the broken ones are left for a person
+
+
+async def test_a_wrong_password_is_one_line_without_the_password(dovecot: Dovecot, tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path}/mc.db")
+    try:
+        target = parse_imap_url(dovecot.url(password="wrong-password-123"))
+        with pytest.raises(ImapFatal) as err:
+            await ReportsWorker(target, ReportStore.of(store)).run_once()
+        assert "rejected" in str(err.value) and "\n" not in str(err.value)
+        assert "wrong-password-123" not in str(err.value)
+        missing = parse_imap_url(dovecot.url("NoSuchFolder"))
+        with pytest.raises(ImapFatal, match="NoSuchFolder"):
+            await ReportsWorker(missing, ReportStore.of(store)).run_once()
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_server_is_retried_not_fatal(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = await Store.open(f"sqlite:///{tmp_path}/mc.db")
+    try:
+        target = parse_imap_url(f"imap://u:secret-pass@127.0.0.1:{port}/INBOX")
+        with pytest.raises(ImapTransient, match=f"cannot reach IMAP server 127.0.0.1:{port}"):
+            await ReportsWorker(target, ReportStore.of(store)).run_once()
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("", "is not set"),
+    ("https://u:p@imap.example.com/INBOX", "must start with imaps:// or imap://"),
+    ("imaps://imap.example.com/INBOX", "needs a user and a password"),
+    ("imaps://u:p@/INBOX", "has no host"),
+    ("imaps://u:p@imap.example.com:99999/INBOX", "not a valid URL"),
+])
+def test_a_bad_mailbox_url_is_one_clear_line(url: str, says: str) -> None:
+    with pytest.raises(ImapConfigError, match=says) as err:
+        parse_imap_url(url)
+    assert "\n" not in str(err.value)
+
+
+def test_a_mailbox_url_reads_port_folder_and_escaped_credentials() -> None:
+    t = parse_imap_url("imaps://dmarc%40example.com:p%2Fss@imap.example.com/Reports%2FDMARC")
+    assert (t.user, t.password, t.host, t.port, t.folder) == ("dmarc@example.com", "p/ss", "imap.example.com", 993,
+                                                              "Reports/DMARC")
+    assert "p/ss" not in repr(t) and "p/ss" not in t.redacted()
+    assert parse_imap_url("imap://u:p@127.0.0.1:1143").folder == "INBOX"
+
+
+def test_the_reports_process_picks_up_new_mail_and_stops_on_sigterm(dovecot: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    env = {**os.environ, "MAILCHECK_REPORTS_IMAP": dovecot.url(), "DATABASE_URL": db, "PYTHONPATH": str(ROOT),
+           "LOG_LEVEL": "INFO"}
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--mode", "reports"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "reading reports" in log_path.read_text(errors="replace"), proc)
+        assert "(IDLE)" in log_path.read_text()
+        dovecot.append(report_mail("live-1"))  # delivered while the worker idles
+        wait_until(lambda: len(dovecot.messages("INBOX.processed")) == 1, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert asyncio.run(stored(db)) == ["live-1"]
+    out = log_path.read_text(errors="replace")
+    assert dovecot.password not in out
+    assert "Traceback" not in out
+
+
+def wait_until(cond: Any, proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if cond():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the worker exited ({proc.returncode})")
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
