@@ -85,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", default="-")
     p.add_argument("--offline", action="store_true", help="no live DNS checks (authentication headers only)")
 
+    from bot.cli_reports import add_reports_command
     from bot.cli_store import add_store_commands
     from bot.serve import add_serve_command
 
+    add_reports_command(subs, common)
     add_store_commands(subs, common)
     add_serve_command(subs, common)
     return parser
@@ -106,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_verbatim_values(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:
-        return _fail("a command is needed: domain, ip, spf, bounce, message, watch, digest or serve "
+        return _fail("a command is needed: domain, ip, spf, bounce, message, reports, watch, digest or serve "
                      "(mailcheck --help lists them)")
     # Merge options given after the subcommand.
     args.nameservers = (args.nameserver or []) + (getattr(args, "nameserver_sub", None) or [])
@@ -172,7 +174,13 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
     redact.scrub_report(report)
     try:
         if args.json:
-            print(json.dumps(redact.scrub(report.to_dict()), ensure_ascii=False, indent=2))
+            if report.kind == "reports":
+                from bot.cli_reports import reports_json
+
+                out = reports_json(report)
+            else:
+                out = report.to_dict()
+            print(json.dumps(redact.scrub(out), ensure_ascii=False, indent=2))
         else:
             from bot.render_terminal import render
 
@@ -191,6 +199,15 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
         print("mailcheck: no DNS question got an answer: check --nameserver / network", file=sys.stderr)
     if report.kind == "spf":
         return EXIT_OK  # SPEC: temperror (no DNS answer) is an SPF result like any other
+    if report.kind == "reports":
+        # SPEC: exit 2 when no file gave a report; the PTR lookups only name sources, so
+        # an unanswered one is no reason for exit 3.
+        if not args.json:
+            for err in report.details.get("errors", []):
+                print(f"mailcheck: {err['file']}: {err['error']}", file=sys.stderr)
+        if not report.details.get("reports"):
+            return EXIT_USAGE
+        return EXIT_CRITICAL if report.has_critical else EXIT_OK
     if silent:
         return EXIT_NO_DNS
     return EXIT_CRITICAL if report.has_critical else EXIT_OK
@@ -334,8 +351,15 @@ async def cmd_message(args: argparse.Namespace) -> Report:
     return await run(args)
 
 
+async def cmd_reports(args: argparse.Namespace) -> Report:
+    from bot.cli_reports import cmd_reports as run
+
+    return await run(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]]] = {
     "message": cmd_message,
+    "reports": cmd_reports,
     "domain": cmd_domain,
     "ip": cmd_ip,
     "spf": cmd_spf,

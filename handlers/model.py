@@ -18,7 +18,7 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "unknown", "info", "o
 SEVERITY_RANK: dict[str, int] = {"critical": 0, "warning": 1, "unknown": 2, "info": 3, "ok": 4}
 
 ListStatus = Literal["listed", "clean", "unknown"]
-ReportKind = Literal["domain", "ip", "spf", "bounce", "message"]
+ReportKind = Literal["domain", "ip", "spf", "bounce", "message", "reports", "logs"]
 
 
 def format_ip(value: str) -> str:

@@ -42,6 +42,9 @@ PLACEHOLDER_KEYS: frozenset[str] = frozenset(
         "zone", "codes", "meaning", "error", "mode", "value",
         "met", "unmet", "unknown", "not_found", "not_visible",  # sender-requirement items
         "delist", "delist_url",  # a listing's removal procedure and page
+        # receiver reports: pass rate, message/session counts, why a source failed (each language)
+        "rate", "messages", "failed", "sessions", "period", "reporters", "sources", "provider",
+        "result_type", "selectors", "why", "why_ja",
     }
 )  # fmt: skip
 

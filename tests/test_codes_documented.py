@@ -15,7 +15,7 @@ from knowledge.yamlload import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIXES = ("spf", "dkim", "dmarc", "mx", "ptr", "mta_sts", "tls_rpt", "bimi", "dnssec", "blocklist",
-            "requirements", "message", "bounce", "reputation", "domain", "audit")
+            "requirements", "message", "bounce", "reputation", "domain", "audit", "reports")
 LITERAL = re.compile(r'"((?:' + "|".join(PREFIXES) + r')\.[a-z0-9_]+)"')
 
 
