@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def aggregate_xml(report_id: str, org: str = "google.com", domain: str = "example.com",
-                  ip: str = "203.0.113.7", count: int = 3, dkim: str = "pass") -> bytes:
+                  ip: str = "203.0.113.7", count: int = 3, dkim: str = "pass",
+                  begin: int = 1764460800, end: int = 1764547199) -> bytes:
     # RFC 7489 appendix C shape.
     return f"""<?xml version="1.0" encoding="UTF-8" ?>
 <feedback>
@@ -43,7 +44,7 @@ def aggregate_xml(report_id: str, org: str = "google.com", domain: str = "exampl
     <org_name>{org}</org_name>
     <email>noreply-dmarc-support@{org}</email>
     <report_id>{report_id}</report_id>
-    <date_range><begin>1764460800</begin><end>1764547199</end></date_range>
+    <date_range><begin>{begin}</begin><end>{end}</end></date_range>
   </report_metadata>
   <policy_published>
     <domain>{domain}</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><sp>none</sp><pct>100</pct>
