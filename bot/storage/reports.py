@@ -44,7 +44,7 @@ SOURCES = ("imap", "upload", "cli")
 FAILURE_FIELDS = frozenset({
     "type", "org_name", "report_id", "domain", "begin", "end", "source_ip", "auth_failure",
     "feedback_type", "delivery_result", "dkim_domain", "dkim_selector", "spf_domain",
-    "arrival_date", "reported_domain", "identity_alignment", "version",
+    "arrival_date", "reported_domain", "identity_alignment", "spf_dns", "reporting_mta", "version",
 })
 
 
