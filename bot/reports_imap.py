@@ -37,6 +37,7 @@ import contextlib
 import imaplib
 import ipaddress
 import logging
+import os
 import re
 import select
 import socket
@@ -81,6 +82,7 @@ class ImapTarget:
     user: str
     password: str = field(repr=False)
     folder: str
+    ca_file: str | None = None  # PEM of the CA to trust instead of the system's (MAILCHECK_REPORTS_IMAP_CA)
 
     def redacted(self) -> str:
         return f"{self.scheme}://{self.user}@{self.host}:{self.port}/{self.folder}"
@@ -93,7 +95,7 @@ class ImapTarget:
             return self.host.lower() == "localhost"
 
 
-def parse_imap_url(url: str | None) -> ImapTarget:
+def parse_imap_url(url: str | None, ca_file: str | None = None) -> ImapTarget:
     """`imaps://user:pass@host[:port]/FOLDER` -> ImapTarget; ImapConfigError says what is wrong
     (never echoing the password)."""
     text = (url or "").strip()
@@ -113,9 +115,10 @@ def parse_imap_url(url: str | None) -> ImapTarget:
     if not parts.username or parts.password is None:
         raise ImapConfigError("MAILCHECK_REPORTS_IMAP needs a user and a password (imaps://user:password@host/INBOX)")
     folder = unquote(parts.path.lstrip("/")) or "INBOX"
-    target = ImapTarget(scheme, host, port_given or (993 if scheme == "imaps" else 143),
-                        unquote(parts.username), unquote(parts.password), folder)
-    return target
+    if ca_file and not os.path.isfile(ca_file):
+        raise ImapConfigError(f"MAILCHECK_REPORTS_IMAP_CA={ca_file[:200]} is not a readable file")
+    return ImapTarget(scheme, host, port_given or (993 if scheme == "imaps" else 143),
+                      unquote(parts.username), unquote(parts.password), folder, ca_file or None)
 
 
 @dataclass
@@ -157,21 +160,35 @@ class _Session:
         self.sep = "."
         self.keywords_ok = True
 
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.target.ca_file)
+
+    def _untrusted(self, exc: BaseException) -> ImapFatal:
+        t = self.target
+        return ImapFatal(f"the certificate of IMAP server {t.host}:{t.port} is not trusted "
+                         f"({_one_line(getattr(exc, 'verify_message', '') or exc)}); "
+                         "set MAILCHECK_REPORTS_IMAP_CA to the file of its CA if it has a private one")
+
     def connect(self) -> None:
         t = self.target
         try:
             if t.scheme == "imaps":
-                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(t.host, t.port, ssl_context=ssl.create_default_context(),
+                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(t.host, t.port, ssl_context=self._tls(),
                                                         timeout=IO_TIMEOUT_S)
             else:
                 conn = imaplib.IMAP4(t.host, t.port, timeout=IO_TIMEOUT_S)
+        except ssl.SSLCertVerificationError as exc:
+            raise self._untrusted(exc) from None
         except (OSError, imaplib.IMAP4.error) as exc:
             raise ImapTransient(f"cannot reach IMAP server {t.host}:{t.port}: {_one_line(exc)}") from None
         self.conn = conn
         try:
             if t.scheme == "imap":
                 if "STARTTLS" in conn.capabilities:
-                    conn.starttls(ssl.create_default_context())
+                    try:
+                        conn.starttls(self._tls())
+                    except ssl.SSLCertVerificationError as exc:
+                        raise self._untrusted(exc) from None
                 elif not t.loopback:
                     raise ImapFatal(f"IMAP server {t.host} offers no STARTTLS; use imaps:// "
                                     "(a password is never sent in clear beyond this machine)")
@@ -471,7 +488,7 @@ async def serve_reports(url: str | None, *, team_id: str | None = None,
     from bot.storage import Store, StoreError
 
     try:
-        target = parse_imap_url(url)
+        target = parse_imap_url(url, os.environ.get("MAILCHECK_REPORTS_IMAP_CA") or None)
     except ImapConfigError as exc:
         print(f"mailcheck serve: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -31,6 +31,7 @@ from tests.support import dovecot as dovecot_support
 from tests.support.dovecot import Dovecot
 
 dovecot = dovecot_support.dovecot  # fixture: a real Dovecot on a loopback port
+dovecot_tls = dovecot_support.dovecot_tls  # the same with IMAPS and STARTTLS (a self-signed certificate)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -234,6 +235,50 @@ def test_a_mailbox_url_reads_port_folder_and_escaped_credentials() -> None:
                                                               "Reports/DMARC")
     assert "p/ss" not in repr(t) and "p/ss" not in t.redacted()
     assert parse_imap_url("imap://u:p@127.0.0.1:1143").folder == "INBOX"
+
+
+async def test_imaps_with_a_trusted_certificate_reads_the_mailbox(dovecot_tls: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    dovecot_tls.append(report_mail("tls-1"))
+    store = await Store.open(db)
+    try:
+        target = parse_imap_url(dovecot_tls.url(scheme="imaps"), str(dovecot_tls.ca_file))
+        stats = await ReportsWorker(target, ReportStore.of(store)).run_once()
+        assert (stats.reports_new, stats.moved) == (1, 1)
+    finally:
+        await store.close()
+    assert await stored(db) == ["tls-1"]
+
+
+async def test_an_untrusted_certificate_stops_the_worker_with_one_line(dovecot_tls: Dovecot, tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path}/mc.db")
+    try:
+        for scheme in ("imaps", "imap"):  # imap:// takes the STARTTLS the server offers, and checks it too
+            target = parse_imap_url(dovecot_tls.url(scheme=scheme))
+            with pytest.raises(ImapFatal, match="is not trusted") as err:
+                await ReportsWorker(target, ReportStore.of(store)).run_once()
+            assert "MAILCHECK_REPORTS_IMAP_CA" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        await store.close()
+    assert dovecot_tls.messages("INBOX") == []
+
+
+async def test_imap_upgrades_to_starttls_when_the_server_offers_it(dovecot_tls: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    dovecot_tls.append(report_mail("st-1"))
+    store = await Store.open(db)
+    try:
+        target = parse_imap_url(dovecot_tls.url(scheme="imap"), str(dovecot_tls.ca_file))
+        assert (await ReportsWorker(target, ReportStore.of(store)).run_once()).moved == 1
+    finally:
+        await store.close()
+    logins = [ln for ln in dovecot_tls.log().splitlines() if "Login: user=<reports>" in ln]
+    assert logins and ", TLS," in logins[-1]  # the password went over TLS
+
+
+def test_a_missing_ca_file_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(ImapConfigError, match=r"MAILCHECK_REPORTS_IMAP_CA=.* is not a readable file"):
+        parse_imap_url("imaps://u:p@imap.example.com/INBOX", str(tmp_path / "nope.pem"))
 
 
 def test_the_reports_process_picks_up_new_mail_and_stops_on_sigterm(dovecot: Dovecot, tmp_path: Path) -> None:

@@ -5,6 +5,10 @@
         dc.url("INBOX")                    # imap://reports:PASSWORD@127.0.0.1:PORT/INBOX
         dc.messages("INBOX")               # [(uid, flags, raw bytes)]
 
+`running_dovecot(tls=True)` also listens for IMAPS (`dc.tls_port`) and offers STARTTLS
+on the plain port, with a self-signed certificate for 127.0.0.1 made for the run
+(`dc.ca_file` is that certificate, for the client to trust).
+
 Everything lives in a temporary directory: configuration, base_dir (sockets),
 state_dir, log and the maildir; a passwd-file holds one test user. Nothing under
 /etc or /var is read or written (`dovecot -F -c CONF`, foreground, stopped with
@@ -42,12 +46,14 @@ def _free_port() -> int:
 
 
 class Dovecot:
-    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes]) -> None:
-        self.root, self.port, self.proc = root, port, proc
+    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes], tls_port: int | None = None) -> None:
+        self.root, self.port, self.proc, self.tls_port = root, port, proc, tls_port
         self.host, self.user, self.password = "127.0.0.1", USER, PASSWORD
+        self.ca_file = root / "cert.pem"
 
     def url(self, folder: str = "INBOX", *, password: str | None = None, scheme: str = "imap") -> str:
-        return f"{scheme}://{self.user}:{password or self.password}@{self.host}:{self.port}/{folder}"
+        port = self.tls_port if scheme == "imaps" else self.port
+        return f"{scheme}://{self.user}:{password or self.password}@{self.host}:{port}/{folder}"
 
     def client(self) -> imaplib.IMAP4:
         c = imaplib.IMAP4(self.host, self.port, timeout=30)
@@ -100,7 +106,33 @@ class Dovecot:
                 self.proc.wait(timeout=15)
 
 
-def _config(root: Path, port: int) -> str:
+def _self_signed(root: Path) -> None:
+    """cert.pem / key.pem: a self-signed certificate for IP 127.0.0.1 (and localhost)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailcheck test IMAP")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (root / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                     serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+
+
+def _config(root: Path, port: int, tls_port: int | None = None) -> str:
     if os.geteuid() == 0:
         login_user, internal_user, internal_group = "dovenull", "dovecot", "dovecot"
         mail = pwd.getpwnam("nobody")
@@ -110,13 +142,14 @@ def _config(root: Path, port: int) -> str:
         login_user = internal_user = me
         internal_group = grp.getgrgid(os.getegid()).gr_name
         uid, gid = os.geteuid(), os.getegid()
+    ssl = (f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem" if tls_port else "ssl = no")
     return f"""# mailcheck test server (tests/support/dovecot.py)
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
@@ -138,7 +171,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port or 0}
   }}
   chroot =
 }}
@@ -164,7 +198,7 @@ def _wait_ready(dc: Dovecot, deadline_s: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def running_dovecot() -> Iterator[Dovecot]:
+def running_dovecot(*, tls: bool = False) -> Iterator[Dovecot]:
     if DOVECOT is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("CI must run the IMAP tests: dovecot not installed (apt-get install dovecot-imapd)")
@@ -181,11 +215,14 @@ def running_dovecot() -> Iterator[Dovecot]:
             os.chown(root / sub, nobody.pw_uid, nobody.pw_gid)
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
     port = _free_port()
+    tls_port = _free_port() if tls else None
+    if tls:
+        _self_signed(root)
     conf = root / "dovecot.conf"
-    conf.write_text(_config(root, port))
+    conf.write_text(_config(root, port, tls_port))
     with open(root / "dovecot.log", "ab") as early:  # config errors come before log_path is in use
         proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=early, stderr=early)
-    dc = Dovecot(root, port, proc)
+    dc = Dovecot(root, port, proc, tls_port)
     try:
         _wait_ready(dc)
         yield dc
@@ -197,4 +234,10 @@ def running_dovecot() -> Iterator[Dovecot]:
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     with running_dovecot() as dc:
+        yield dc
+
+
+@pytest.fixture
+def dovecot_tls() -> Iterator[Dovecot]:
+    with running_dovecot(tls=True) as dc:
         yield dc
