@@ -165,8 +165,9 @@ class _Session:
 
     def _untrusted(self, exc: BaseException) -> ImapFatal:
         t = self.target
+        why = str(getattr(exc, "verify_message", "") or "") or _one_line(exc)
         return ImapFatal(f"the certificate of IMAP server {t.host}:{t.port} is not trusted "
-                         f"({_one_line(getattr(exc, 'verify_message', '') or exc)}); "
+                         f"({' '.join(why.split())[:200]}); "
                          "set MAILCHECK_REPORTS_IMAP_CA to the file of its CA if it has a private one")
 
     def connect(self) -> None:
