@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.storage.reports import OPERATOR_SCOPE, ReportStore
 from tests import test_slack_app as slack_app
-from tests.slack_fakes import TEAM
+from tests.slack_fakes import BOT_USER, TEAM
 from tests.test_reports_imap import aggregate_xml, report_mail
 from tests.test_slack_app import Harness, block_text, paste_event
 
@@ -120,3 +120,28 @@ async def test_slash_reports_without_a_report_file_says_how_to_share_one(harness
     harness.fake.messages[("C1", "1700100900.000100")] = paste_event("1700100900.000100", "hello")
     reply = await harness.answer("reports")
     assert "No DMARC or TLS report file" in reply["text"]
+
+
+async def test_a_mention_in_the_thread_of_a_report_file_gets_its_summary(harness: Harness) -> None:
+    parent = shared(harness, "1700101000.000100", "FR9", "report.xml.gz",
+                    gzip.compress(aggregate_xml("m-1", dkim="fail")), "application/gzip")
+    harness.fake.messages[("C1", "1700101000.000100")] = parent  # posted before the bot joined
+    mention = {"type": "app_mention", "channel": "C1", "user": "U2", "ts": "1700101100.000100",
+               "thread_ts": "1700101000.000100", "text": f"<@{BOT_USER}> what does this say?"}
+    await harness.event(mention, "EvR9")
+    post = await reply_to(harness, "1700101000.000100")
+    assert "203.0.113.7" in block_text(post)
+    assert await stored_ids(harness) == ["m-1"]
+
+
+async def test_asked_about_a_file_that_is_no_report_says_so(harness: Harness) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("holiday.jpg", b"\xff\xd8\xff\xe0 not a report")
+    parent = shared(harness, "1700101200.000100", "FR10", "photos.zip", buf.getvalue(), "application/zip")
+    harness.fake.messages[("C1", "1700101200.000100")] = parent
+    mention = {"type": "app_mention", "channel": "C1", "user": "U2", "ts": "1700101300.000100",
+               "thread_ts": "1700101200.000100", "text": f"<@{BOT_USER}> summary please"}
+    await harness.event(mention, "EvR10")
+    post = await reply_to(harness, "1700101200.000100")
+    assert "`photos.zip` holds no DMARC or TLS report I can read" in post["text"]

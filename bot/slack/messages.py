@@ -24,7 +24,7 @@ Paste a bounce into a channel I'm in (`/invite @mailcheck`), or mention me in it
 • `/mailcheck spf example.com 192.0.2.1` — この IP はドメインの SPF に合格するか（評価の経過つき）
 • `/mailcheck bounce` · `/mailcheck message` — バウンスや迷惑メール判定されたメールを解析させる方法
 • `/mailcheck watch example.com daily 09:00 tz=Asia/Tokyo` — 変化点のダイジェスト（`weekdays 09:00`、`weekly mon 09:00`）· `unwatch example.com` · `watches` · `digest now`
-• `/mailcheck reports` — このチャンネルで最後に共有された DMARC レポート・TLS レポートのファイルを要約（ファイルを共有するだけでも要約します: xml、gz、zip、json、レポートメール）
+• `/mailcheck reports` — このチャンネルで最後に共有されたDMARCレポート・TLSレポートのファイルを要約（ファイルを共有するだけでも要約します: xml、gz、zip、json、レポートメール）
 • `/mailcheck lang en` — English (`lang en workspace` でワークスペースの既定を変更)
 • `/mailcheck autodetect on|off` — このチャンネルに貼られたバウンスへの自動返信（既定はオン）
 私が参加しているチャンネル（`/invite @mailcheck`）にバウンスを貼るか、そのスレッドで私にメンションすると、スレッドで返信します。""",
@@ -116,8 +116,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "file_too_big": "`{name}` は {mb} MB を超えています。ヘッダーかバウンス部分を貼ってください。",
         "file_failed": "`{name}` をダウンロードできませんでした。",
         "expired": "このレポートはメモリにありません。再実行します …",
-        "report_none": "`{name}` に読み取れる DMARC レポートまたは TLS レポートがありません（DMARC 集計レポート・失敗レポート、TLS-RPT の xml、gz、zip、json、またはレポートメール）。",
-        "reports_no_file": "このチャンネルの直近 20 件のメッセージに DMARC レポートまたは TLS レポートのファイルがありません。ファイル（xml、gz、zip、json、またはレポートメール）を共有すると、そのスレッドで要約します。",
+        "report_none": "`{name}` に読み取れるDMARCレポートまたはTLSレポートがありません（DMARC集計レポート・失敗レポート、TLS-RPTの xml、gz、zip、json、またはレポートメール）。",
+        "reports_no_file": "このチャンネルの直近20件のメッセージにDMARCレポートまたはTLSレポートのファイルがありません。ファイル（xml、gz、zip、json、またはレポートメール）を共有すると、そのスレッドで要約します。",
         "reports_summarising": "`{name}` のレポートをそのスレッドで要約しています …",
     },
 }
