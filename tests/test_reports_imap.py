@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -315,3 +316,26 @@ def wait_until(cond: Any, proc: subprocess.Popen[bytes], limit_s: float = 60.0) 
             raise AssertionError(f"the worker exited ({proc.returncode})")
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+async def test_two_workers_on_one_mailbox_still_store_each_report_once(dovecot: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    for i in range(6):
+        dovecot.append(report_mail(f"both-{i}"))
+    store = await Store.open(db)
+    try:
+        target = parse_imap_url(dovecot.url())
+        workers = [ReportsWorker(target, ReportStore.of(store)) for _ in range(2)]
+        results = await asyncio.gather(*(w.run_once() for w in workers), return_exceptions=True)
+        # One of them may find a message gone under it (the other moved it): that is a retry, not a loss.
+        assert all(isinstance(r, ImapTransient) or r.moved >= 0 for r in results), results
+        if any(isinstance(r, ImapTransient) for r in results):
+            await workers[0].run_once()
+    finally:
+        await store.close()
+    assert await stored(db) == [f"both-{i}" for i in range(6)]
+    assert dovecot.messages("INBOX") == []
+    # Both may have moved the same message before seeing the other's expunge (IMAP sessions
+    # see another's expunge only at their next sync): a second copy, never a second count.
+    moved = {re.search(rb"Report-ID: (\S+)", raw).group(1) for _u, _f, raw in dovecot.messages("INBOX.processed")}
+    assert moved == {f"both-{i}".encode() for i in range(6)}
