@@ -58,7 +58,7 @@ ICONS = {
 L10N: dict[str, dict[str, str]] = {
     "en": {
         "domain": "Domain audit", "ip": "IP reputation", "spf": "SPF check",
-        "bounce": "Bounce analysis", "message": "Message diagnosis",
+        "bounce": "Bounce analysis", "message": "Message diagnosis", "reports": "Receiver reports",
         "critical": "critical", "warning": "warnings", "unknown": "unknown", "info": "info", "ok": "passed",
         "nothing": "No problems found.",
         "checked": "checked {at} in {ms} ms",
@@ -84,7 +84,7 @@ L10N: dict[str, dict[str, str]] = {
     },
     "ja": {
         "domain": "ドメイン監査", "ip": "IP レピュテーション", "spf": "SPF 評価",
-        "bounce": "バウンス解析", "message": "メッセージ診断",
+        "bounce": "バウンス解析", "message": "メッセージ診断", "reports": "受信側からのレポート",
         "critical": "重大", "warning": "警告", "unknown": "不明", "info": "情報", "ok": "合格",
         "nothing": "問題は見つかりませんでした。",
         "checked": "{at} に確認（{ms} ms）",

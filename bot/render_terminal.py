@@ -15,12 +15,12 @@ GROUP_TITLES = {
     "spf": "SPF", "dkim": "DKIM", "dmarc": "DMARC", "mx": "MX", "ptr": "Reverse DNS (PTR / FCrDNS)",
     "mta_sts": "MTA-STS", "tls_rpt": "TLS-RPT", "bimi": "BIMI", "dnssec": "DNSSEC", "blocklists": "Blocklists",
     "blocklist": "Blocklists", "requirements": "Gmail / Yahoo Inc. (yahoo.com, aol.com) / Microsoft sender requirements",
-    "bounce": "Bounce", "message": "Message", "input": "Input", "ip": "IP",
+    "bounce": "Bounce", "message": "Message", "input": "Input", "ip": "IP", "reports": "Receiver reports",
 }
 GROUP_TITLES_JA = {
     "ptr": "逆引きDNS（PTR / FCrDNS）", "blocklists": "ブロックリスト", "blocklist": "ブロックリスト",
     "requirements": "Gmail・米Yahoo（yahoo.com・aol.com）・Microsoftの送信者要件", "bounce": "バウンス", "message": "メッセージ",
-    "input": "入力",
+    "input": "入力", "reports": "受信側からのレポート",
 }
 LABELS = {
     "en": {"fixes": "How to fix", "verify": "Check", "took": "took", "lists": "Blocklist lookups",
@@ -54,6 +54,8 @@ def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
         _render_spf(con, report.spf)
     for b in report.bounces:
         _render_bounce(con, b.to_dict(), LABELS["ja" if lang == "ja" else "en"])
+    if report.kind == "reports":
+        _render_reports(con, report.details.get("reports") or [])
     groups: dict[str, list[Finding]] = {}
     for f in report.sorted_findings():
         groups.setdefault(f.group, []).append(f)
@@ -132,6 +134,45 @@ def _render_tree(con: Any, node: dict[str, Any], depth: int = 0) -> None:
     for child in node.get("children", []) or []:
         if isinstance(child, dict):
             _render_tree(con, child, depth + 1)
+
+
+MAX_SOURCE_ROWS = 10  # per aggregate report in the terminal; --json has every source
+
+
+def _render_reports(con: Any, reports: list[dict[str, Any]]) -> None:
+    """One table per report: the aggregate report's sources, the TLS report's policies."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    for r in reports:
+        period = " – ".join(str(x)[:16].replace("T", " ") for x in (r.get("begin"), r.get("end")) if x)
+        head = f"\n[bold]{escape(str(r.get('type')))}[/bold] {escape(str(r.get('org_name') or '?'))} → " \
+               f"{escape(str(r.get('domain') or '?'))}  [dim]{escape(period)}[/dim]"
+        con.print(head, soft_wrap=True)
+        if r.get("type") == "dmarc-aggregate":
+            con.print(f"  messages {r.get('messages')}, DMARC pass {r.get('dmarc_pass')}, "
+                      f"fail {r.get('dmarc_fail')}")
+            table = Table(show_edge=False, pad_edge=False, box=None)
+            for col in ("source", "PTR / provider", "messages", "DMARC", "SPF aligned", "DKIM aligned",
+                        "disposition"):
+                table.add_column(col)
+            sources = r.get("sources") or []
+            for s in sources[:MAX_SOURCE_ROWS]:
+                name = " / ".join(str(x) for x in (s.get("ptr"), s.get("provider")) if x)
+                style = "green" if s.get("dmarc") == "pass" else "red" if s.get("dmarc") == "fail" else "yellow"
+                table.add_row(escape(str(s.get("ip"))), escape(name), str(s.get("messages")),
+                              f"[{style}]{s.get('dmarc')}[/{style}]", "yes" if s.get("spf_aligned") else "no",
+                              "yes" if s.get("dkim_aligned") else "no", escape(str(s.get("disposition"))))
+            con.print(table)
+            if len(sources) > MAX_SOURCE_ROWS:
+                con.print(f"  [dim]… {len(sources) - MAX_SOURCE_ROWS} more sources (--json lists all)[/dim]")
+        elif r.get("type") == "tls-rpt":
+            con.print(f"  sessions: {r.get('successful_sessions')} successful, {r.get('failed_sessions')} failed")
+            for f in r.get("failures") or []:
+                con.print(f"    [red]{escape(str(f.get('result_type')))}[/red]: {f.get('sessions')}")
+        else:
+            con.print(f"  source {escape(str(r.get('source_ip') or '?'))}, failed: "
+                      f"{escape(str(r.get('auth_failure') or '?'))}")
 
 
 def _render_bounce(con: Any, b: dict[str, Any], lab: dict[str, str]) -> None:

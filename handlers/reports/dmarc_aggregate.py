@@ -10,6 +10,7 @@ dropped behind it, so a 100k-record report needs no more memory than its sources
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 from collections.abc import Iterator
@@ -182,9 +183,7 @@ class _Rows:
             src.spf_aligned_messages += n
         if dkim_pe == "pass":
             src.dkim_aligned_messages += n
-        disposition = disposition or "none"
-        if disposition == "pass":  # a few reporters write the DMARC verdict here
-            disposition = "none"
+        disposition = disposition[:20] or "none"  # RFC 9990 adds "pass" to none/quarantine/reject
         src.dispositions[disposition] = src.dispositions.get(disposition, 0) + n
         for r in reasons:
             if r not in src.reasons and len(src.reasons) < 10:
@@ -222,12 +221,69 @@ class _Rows:
         return sorted(self.sources.values(), key=lambda s: (-s.messages, s.ip))
 
 
+def _plain_prolog(data: bytes) -> bool:
+    """True when the document is ASCII-compatible and nothing but the XML declaration,
+    comments and processing instructions come before the root element: no DTD, so no
+    entity can be declared and expat has nothing to expand or fetch (XML 1.0 §2.8: a
+    document type declaration may only appear there)."""
+    head = data[:2]
+    if head in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in data[:64]:
+        return False  # UTF-16/32: left to defusedxml
+    pos = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    n = len(data)
+    while pos < n:
+        while pos < n and data[pos] in b" \t\r\n":
+            pos += 1
+        if data.startswith(b"<?", pos):
+            end, step = data.find(b"?>", pos), 2
+        elif data.startswith(b"<!--", pos):
+            end, step = data.find(b"-->", pos + 4), 3
+        elif data.startswith(b"<", pos) and not data.startswith(b"<!", pos):
+            return True  # the root element
+        else:
+            return False  # a DOCTYPE, or anything unexpected: defusedxml decides
+        if end < 0:
+            return False
+        pos = end + step
+    return False
+
+
 def _events(data: bytes) -> Iterator[tuple[str, Element]]:
+    if _plain_prolog(data):
+        # No DTD: the C parser (3x faster than defusedxml's pure-Python one on a 100k-record
+        # report) meets no entity declaration; anything else goes through defusedxml,
+        # which refuses DTDs, entities and external references.
+        yield from _c_events(data)
+        return
     yield from DET.iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=True,
                              forbid_entities=True, forbid_external=True)
 
 
+def _c_events(data: bytes, chunk: int = 1 << 16) -> Iterator[tuple[str, Element]]:
+    from xml.etree.ElementTree import XMLPullParser
+
+    parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
+    for i in range(0, len(data), chunk):
+        parser.feed(data[i : i + chunk])
+        yield from parser.read_events()  # type: ignore[misc]
+    parser.close()
+    yield from parser.read_events()  # type: ignore[misc]
+
+
 def parse_aggregate(data: bytes, *, max_records: int = MAX_RECORDS) -> ParsedReport:
+    # The parser makes millions of short-lived elements, freed by reference counting (an
+    # element has no parent link, so no cycles): with the cyclic collector on, its full
+    # passes over them made a 100k-record report 10x slower than a 20k one.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_leniently(data, max_records)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_leniently(data: bytes, max_records: int) -> ParsedReport:
     try:
         return _parse(data, max_records)
     except ParseError as exc:

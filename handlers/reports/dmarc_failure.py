@@ -8,8 +8,11 @@ they are never read into the report, stored or posted (SECURITY.md).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import hashlib
+import quopri
 from datetime import UTC
 from email.message import Message
 from email.parser import HeaderParser
@@ -34,11 +37,22 @@ class FailureReportError(ValueError):
 
 def _fields(part: Message) -> dict[str, str]:
     payload = part.get_payload()
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        items = list(payload[0].items())
+        inner = payload[0]
+        items = list(inner.items())
+        if cte in ("base64", "quoted-printable"):
+            # The parser read the encoded fields as a body without headers: decode them first.
+            body = inner.get_payload()
+            raw = body.encode("ascii", "replace") if isinstance(body, str) else b""
+            try:
+                decoded = base64.b64decode(raw, validate=False) if cte == "base64" else quopri.decodestring(raw)
+            except (binascii.Error, ValueError):
+                decoded = b""
+            items = list(HeaderParser().parsestr(decoded.decode("utf-8", "replace").lstrip()).items())
     else:
-        raw = part.get_payload(decode=True)
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(payload or "")
+        raw_bytes = part.get_payload(decode=True)
+        text = raw_bytes.decode("utf-8", "replace") if isinstance(raw_bytes, bytes) else str(payload or "")
         items = list(HeaderParser().parsestr(text.lstrip()).items())
     out: dict[str, str] = {}
     for k, v in items[:200]:

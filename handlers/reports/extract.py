@@ -79,6 +79,9 @@ def sniff(data: bytes) -> str:
         return "gzip"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its byte order mark
+        wide = head[2:200].decode("utf-16-le" if head[:2] == b"\xff\xfe" else "utf-16-be", "replace").lstrip()
+        return "xml" if wide.startswith("<") else "json" if wide.startswith("{") else ""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"<"):
         return "xml"

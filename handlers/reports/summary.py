@@ -9,7 +9,6 @@ no answer leaves the PTR empty: nothing is concluded from it.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from handlers.dns import Resolver
 
 CHECK = "reports"
+MAX_BLOCKLIST_IPS = 10  # the largest sources are looked up on the blocklists (~50 lists each)
 MAX_ENRICH = 300  # distinct source IPs looked up (the largest first); the rest stay unnamed
 ENRICH_CONCURRENCY = 16
 MAX_SOURCE_FINDINGS = 10  # failing / new sources named one by one; the rest are counted
@@ -47,11 +47,11 @@ def _text(key: str, lang: str, **params: Any) -> str:
 
 
 def _public(ip: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return addr.is_global
+    """Worth a PTR question: not loopback, RFC 1918, CGNAT, link-local or ULA (SPEC: only
+    those are internal; documentation ranges are ordinary addresses for DNS questions)."""
+    from handlers.safety import is_internal_hop
+
+    return not is_internal_hop(ip)
 
 
 async def enrich(reports: Iterable[ParsedReport], resolver: Resolver | None) -> dict[str, tuple[str | None, str | None]]:
@@ -184,11 +184,17 @@ def _aggregate_findings(domain: str, reports: list[ParsedReport], previous: list
     reporters = sorted({r.org_name for r in reports if r.org_name})
     latest = max(reports, key=lambda r: (r.end or r.begin or report.checked_at).timestamp())
     policy = latest.policy.get("p", "").lower()
-    report.add(_finding("reports.pass_rate", severity, {
+    evidence: dict[str, Any] = {
         "target": domain, "rate": _pct(passed, messages), "messages": messages, "count": messages - passed,
         "period": _period(reports), "reporters": reporters, "policy": policy or None,
-        "sources": len(merged),
-    }))
+        "sources": len(merged), "pass_ratio": round(rate, 4),
+    }
+    before_agg = [p for p in previous or [] if p.type == "dmarc-aggregate" and p.domain == domain]
+    before_messages = sum(p.messages for p in before_agg)
+    if before_messages:
+        # What the last summary saw: a digest leads with the change.
+        evidence["previous_ratio"] = round(sum(p.dmarc_pass for p in before_agg) / before_messages, 4)
+    report.add(_finding("reports.pass_rate", severity, evidence))
     for m in failing[:MAX_SOURCE_FINDINGS]:
         sev: Severity = "warning" if m.failed * 20 >= messages or m.provider else "info"
         report.add(_finding("reports.failing_source", sev, _source_evidence(m, domain)))
@@ -290,19 +296,47 @@ def _dedupe(reports: Iterable[ParsedReport]) -> list[ParsedReport]:
     return out
 
 
+async def _blocklist_state(reports: list[ParsedReport], resolver: Resolver, report: Report) -> None:
+    """The largest sources on the blocklists (the existing engine): a listing of an
+    address that sends your mail is what hurts delivery; the rows go to the report."""
+    from handlers.blocklists import check_blocklists
+
+    volume: dict[str, int] = {}
+    for r in reports:
+        for s in r.sources:
+            volume[s.ip] = volume.get(s.ip, 0) + s.messages
+    ips = [ip for ip in sorted(volume, key=lambda i: (-volume[i], i)) if _public(ip)][:MAX_BLOCKLIST_IPS]
+    if not ips:
+        return
+    rows, findings = await check_blocklists(resolver, ips, [], roles={ip: "sending" for ip in ips})
+    listed: dict[str, list[str]] = {ip: [] for ip in ips}
+    for row in rows:
+        if row.status == "listed" and row.target in listed:
+            listed[row.target].append(row.zone)
+    for r in reports:
+        for s in r.sources:
+            if s.ip in listed:
+                s.blocklists = sorted(listed[s.ip])
+    report.blocklists = rows
+    report.findings.extend(f for f in findings if f.code == "blocklist.listed")
+
+
 async def summarize(reports: list[ParsedReport], resolver: Resolver | None, *,
-                    previous: list[ParsedReport] | None = None) -> Report:
+                    previous: list[ParsedReport] | None = None, blocklists: bool = True) -> Report:
     """A "reports" Report: findings per policy domain, the reports themselves (enriched:
     PTR and provider on every source) in `details["reports"]`, DKIM selectors seen per
     domain in `details["selectors"]`. `previous` is what the last summary covered: with
     it, new sources and reporters that stopped reporting are named; without, a first run
-    says neither."""
+    says neither. With `blocklists`, the largest sources are also looked up on the
+    blocklists (their listed zones in each source's `blocklists`)."""
     t0 = time.monotonic()
     reports = _dedupe(reports)
     domains = sorted({r.domain for r in reports if r.domain})
     report = Report(kind="reports", subject=", ".join(domains[:5]) + (" …" if len(domains) > 5 else "")
                     or "receiver reports")
     await enrich(reports, resolver)
+    if resolver is not None and blocklists:
+        await _blocklist_state([r for r in reports if r.type == "dmarc-aggregate"], resolver, report)
     aggregate: dict[str, list[ParsedReport]] = {}
     for r in reports:
         if r.type == "dmarc-aggregate":

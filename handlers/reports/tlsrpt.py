@@ -56,7 +56,8 @@ def _get(d: dict[str, Any], *names: str) -> Any:
 
 def parse_tlsrpt(data: bytes) -> ParsedReport:
     try:
-        doc = json.loads(data.decode("utf-8-sig", "replace"))
+        wide = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        doc = json.loads(data.decode("utf-16" if wide else "utf-8-sig", "replace"))
     except RecursionError:
         raise TLSReportError("refused: the JSON is nested too deeply") from None
     except ValueError as exc:
