@@ -28,11 +28,13 @@ from bot.reports_imap import (
 )
 from bot.storage import Store
 from bot.storage.reports import OPERATOR_SCOPE, ReportStore
+from tests import test_storage_backends as backends
 from tests.support import dovecot as dovecot_support
 from tests.support.dovecot import Dovecot
 
 dovecot = dovecot_support.dovecot  # fixture: a real Dovecot on a loopback port
 dovecot_tls = dovecot_support.dovecot_tls  # the same with IMAPS and STARTTLS (a self-signed certificate)
+db_url = backends.db_url  # fixtures: SQLite and PostgreSQL
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -105,8 +107,8 @@ def uids_and_flags(dc: Dovecot, folder: str) -> list[set[str]]:
     return [flags for _uid, flags, _raw in dc.messages(folder)]
 
 
-async def test_each_report_in_the_mailbox_is_stored_once_across_restarts(dovecot: Dovecot, tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path}/mc.db"
+async def test_each_report_in_the_mailbox_is_stored_once_across_restarts(dovecot: Dovecot, db_url: str) -> None:
+    db = db_url
     dovecot.append(report_mail("g-1"))
     dovecot.append(report_mail("g-2"))
     dovecot.append(report_mail("g-1"))  # the reporter sent the same report twice
@@ -124,8 +126,8 @@ async def test_each_report_in_the_mailbox_is_stored_once_across_restarts(dovecot
 
 
 async def test_a_message_stays_unread_in_the_folder_until_its_reports_are_stored(dovecot: Dovecot,
-                                                                                  tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path}/mc.db"
+                                                                                  db_url: str) -> None:
+    db = db_url
     store = await Store.open(db)
     async with store.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE reports RENAME TO reports_away"))  # the database refuses writes
@@ -146,8 +148,8 @@ async def test_a_message_stays_unread_in_the_folder_until_its_reports_are_stored
 
 
 async def test_a_crash_after_storing_but_before_moving_counts_the_report_once(dovecot: Dovecot,
-                                                                              tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path}/mc.db"
+                                                                              db_url: str) -> None:
+    db = db_url
     from handlers.reports.api import parse_blob
 
     raw = report_mail("g-1")
