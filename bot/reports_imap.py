@@ -367,8 +367,12 @@ class ReportsWorker:
     async def _open(self) -> _Session:
         session = _Session(self.target)
         self._session = session
-        await self._call(session.connect)
-        await self._call(session.select)
+        try:
+            await self._call(session.connect)
+            await self._call(session.select)
+        except BaseException:
+            await asyncio.to_thread(session.close)
+            raise
         return session
 
     async def _process(self, session: _Session, uid: str, stats: PassStats) -> None:
@@ -443,12 +447,13 @@ class ReportsWorker:
                 if isinstance(exc, ImapFatal):
                     log.error("reports worker stopped: %s", exc)
                     return 2
-                if exc is not None and not isinstance(exc, ImapTransient):
-                    log.error("reports worker: %s: %s", type(exc).__name__, _one_line(exc))
                 failures = failures + 1 if exc is not None else 0
                 delay = min(BACKOFF_MAX_S, 2.0 ** min(failures, 9)) if failures else 1.0
                 if exc is not None:
-                    log.warning("%s; retrying in %.0f s", exc, delay)
+                    # ImapTransient is already one line; anything else (the database away) is
+                    # said in one line too, never a traceback.
+                    why = str(exc) if isinstance(exc, ImapTransient) else f"{type(exc).__name__}: {_one_line(exc)}"
+                    log.warning("%s; retrying in %.0f s", why, delay)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stopper), delay)
         finally:

@@ -106,3 +106,17 @@ async def test_concurrent_stores_of_one_report_keep_one_row(db_url: str) -> None
         assert await reports.count("T1") == 1
     finally:
         await store.close()
+
+
+async def test_a_report_with_nul_characters_is_stored(db_url: str) -> None:
+    store = await Store.open(db_url)
+    try:
+        reports = ReportStore.of(store)
+        odd = aggregate("nul\x00id", org="quirky\x00.example")
+        odd["sources"] = [{"ip": "192.0.2.1", "messages": 1, "reason": "bad\x00byte"}]
+        assert await reports.add("T1", [odd], source="imap") == [True]
+        assert await reports.add("T1", [odd], source="imap") == [False]
+        [row] = await reports.find("T1")
+        assert row.org_name == "quirky.example" and row.data["sources"][0]["reason"] == "bad\x00byte"
+    finally:
+        await store.close()

@@ -120,7 +120,9 @@ def _aware(dt: datetime | None) -> datetime | None:
 
 
 def _clip(value: Any, n: int) -> str:
-    return str(value or "")[:n]
+    # PostgreSQL text cannot hold NUL; a quirky reporter's NUL must not make a report unstorable
+    # (the mailbox worker would retry that message for ever).
+    return str(value or "").replace("\x00", "")[:n]
 
 
 class ReportStore:
