@@ -60,6 +60,7 @@ IDLE_RESTART_S = 240.0
 POLL_S = 60.0
 BACKOFF_MAX_S = 300.0
 IO_TIMEOUT_S = 60.0
+MAX_STORE_TRIES = 3  # a message whose reports the database refuses this often is left for a person
 
 
 class ImapConfigError(ValueError):
@@ -353,6 +354,7 @@ class ReportsWorker:
         self.poll_s, self.idle_s = poll_s, idle_s
         self._stop_thread = threading.Event()
         self._session: _Session | None = None
+        self._refused: dict[str, int] = {}  # uid -> times the database refused its reports
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -399,7 +401,23 @@ class ReportsWorker:
             await self._call(session.mark_no_report, uid)
             return
         # Store first, then move: see the module docstring.
-        added = await self.reports.add(self.team_id, found, source="imap")
+        try:
+            added = await self.reports.add(self.team_id, found, source="imap")
+        except Exception as exc:
+            from bot.storage import is_transient_error
+
+            if is_transient_error(exc):
+                raise  # the database is away: retry the whole pass later
+            # This message's reports are refused (not the database being away): after a few
+            # tries leave it for a person rather than block every message after it.
+            self._refused[uid] = self._refused.get(uid, 0) + 1
+            if self._refused[uid] < MAX_STORE_TRIES:
+                raise
+            log.error("%s: its reports cannot be stored (%s: %s); left in the folder as %s", name,
+                      type(exc).__name__, _one_line(exc), NO_REPORT_KEYWORD)
+            stats.no_report += 1
+            await self._call(session.mark_no_report, uid)
+            return
         stats.reports_new += sum(added)
         stats.reports_seen += len(added) - sum(added)
         await self._call(session.move_processed, uid)
