@@ -17,6 +17,8 @@ de-duplication makes a no-op, then moves it. So every report is stored once, acr
 restarts. A message with no report in it (or one that cannot be read) stays in
 the folder, untouched but for the keyword `$MailcheckNoReport`
 (RFC 3501 section 2.3.2) so it is not read again; a person can still see it there.
+The same happens to a message whose reports the database refused MAX_STORE_TRIES
+times (a refusal, not the database being away), so it cannot block the others.
 
 New mail is awaited with IDLE (RFC 2177) when the server advertises it, re-issued
 every few minutes (the RFC asks clients to restart it within 29 minutes), else the

@@ -105,3 +105,14 @@ async def test_a_digest_shows_a_new_failing_source_and_tls_failures(store: Store
     third = _text(fake_slack.posts("C1")[-1])
     assert "203.0.113.9 (25" not in third.split("Receiver reports")[0]
     assert "66.7% of 75 messages passed DMARC" in third
+
+
+def test_the_reports_lines_read_in_japanese() -> None:
+    from handlers.digest_diff import describe
+
+    before = reports_state([_agg("a", {"192.0.2.1": (100, 100)})])
+    after = reports_state([_agg("a", {"192.0.2.1": (100, 100)}), _agg("b", {"203.0.113.9": (20, 0)})])
+    lines = [describe(c, "ja") for c in reports_changes(before, after, DOMAIN)]
+    assert lines == ["受信側レポートのDMARC合格率が 83.3% に下がりました（前回 100.0%）",
+                     "受信側レポートにDMARC不合格の新しい送信元: 203.0.113.9（不合格 20通）"]
+    assert reports_status_line(after or {}, "ja") == "DMARC合格 83.3%（120通中）、DMARC不合格の送信元 1件"
