@@ -145,3 +145,12 @@ async def test_asked_about_a_file_that_is_no_report_says_so(harness: Harness) ->
     await harness.event(mention, "EvR10")
     post = await reply_to(harness, "1700101200.000100")
     assert "`photos.zip` holds no DMARC or TLS report I can read" in post["text"]
+
+
+async def test_a_report_sent_to_the_bot_in_a_direct_message_is_summarised(harness: Harness) -> None:
+    ev = shared(harness, "1700101400.000100", "FR11", "report.xml", aggregate_xml("dm-1"), "application/xml")
+    ev.update(channel="D1", channel_type="im")
+    await harness.event(ev, "EvR11")
+    post = await reply_to(harness, "1700101400.000100")
+    assert post["channel"] == "D1" and "example.com" in block_text(post)
+    assert await stored_ids(harness) == ["dm-1"]
