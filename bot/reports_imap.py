@@ -506,8 +506,11 @@ class ReportsWorker:
 
 
 # -- entry point (`mailcheck serve --mode reports`) ----------------------------------
-async def serve_reports(url: str | None, *, team_id: str | None = None,
-                        stop: asyncio.Event | None = None, database_url: str | None = None) -> int:
+async def serve_reports(url: str | None, *, team_id: str | None = None, stop: asyncio.Event | None = None,
+                        database_url: str | None = None, once: bool = False) -> int:
+    """The `reports` process: 0 when stopped; 2 on a bad URL, rejected login, missing folder
+    or untrusted certificate. `once` (cron): one pass, a one-line summary on stderr, exit 0,
+    or 1 when the server could not be reached (one line)."""
     import signal
     import sys
 
@@ -530,6 +533,22 @@ async def serve_reports(url: str | None, *, team_id: str | None = None,
             loop.add_signal_handler(sig, stop.set)
     worker = ReportsWorker(target, ReportStore.of(store), team_id=team_id if team_id is not None else OPERATOR_SCOPE)
     try:
-        return await worker.run(stop)
+        if not once:
+            return await worker.run(stop)
+        try:
+            st = await worker.run_once()
+        except ImapFatal as exc:
+            print(f"mailcheck serve: {exc}", file=sys.stderr, flush=True)
+            return 2
+        except ImapTransient as exc:
+            print(f"mailcheck serve: {exc}", file=sys.stderr, flush=True)
+            return 1
+        except Exception as exc:  # the database away: one line, and cron tries again next time
+            print(f"mailcheck serve: reports not stored ({type(exc).__name__}: {_one_line(exc)})",
+                  file=sys.stderr, flush=True)
+            return 1
+        print(f"mailcheck reports: {st.messages} message(s) read, {st.reports_new} new report(s), "
+              f"{st.reports_seen} already stored, {st.no_report} without a report", file=sys.stderr, flush=True)
+        return 0
     finally:
         await store.close()

@@ -329,17 +329,19 @@ def run_serve(settings: SlackSettings | None = None) -> int:
         return 130
 
 
-def run_reports() -> int:
+def run_reports(*, once: bool = False) -> int:
     """The `reports` process (Procfile): see bot/reports_imap.py."""
     from bot import redact
     from bot.reports_imap import serve_reports
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+    # A cron run (--once) says what it did in one line; the messages it read are logged
+    # only when asked (LOG_LEVEL=INFO).
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING" if once else "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact.install()
     try:
         return asyncio.run(serve_reports(os.environ.get("MAILCHECK_REPORTS_IMAP"),
-                                         team_id=os.environ.get("MAILCHECK_REPORTS_TEAM")))
+                                         team_id=os.environ.get("MAILCHECK_REPORTS_TEAM"), once=once))
     except KeyboardInterrupt:
         return 130
 
@@ -360,6 +362,8 @@ def add_serve_command(subparsers: Any, common_parent: argparse.ArgumentParser) -
                    help="auto: Socket Mode when SLACK_APP_TOKEN is set, else HTTP (default); "
                         "http: ignore SLACK_APP_TOKEN; socket: require it; "
                         "reports: store the receiver reports of the $MAILCHECK_REPORTS_IMAP mailbox (no Slack)")
+    p.add_argument("--once", action="store_true",
+                   help="with --mode reports: read the mailbox once and exit (for cron) instead of waiting for mail")
     p.add_argument("--no-scheduler", action="store_true",
                    help="don't post digests from this process (run `mailcheck digest run --loop` instead)")
     p.set_defaults(run=serve_command)
@@ -371,7 +375,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from bot.slack.settings import SlackSettings
 
     if getattr(args, "mode", "auto") == "reports":
-        return run_reports()
+        return run_reports(once=bool(getattr(args, "once", False)))
     settings = SlackSettings.from_env()
     changes: dict[str, Any] = {}
     if getattr(args, "port", None) is not None:

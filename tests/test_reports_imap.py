@@ -364,3 +364,39 @@ async def test_two_workers_on_one_mailbox_still_store_each_report_once(dovecot: 
     # see another's expunge only at their next sync): a second copy, never a second count.
     moved = {re.search(rb"Report-ID: (\S+)", raw).group(1) for _u, _f, raw in dovecot.messages("INBOX.processed")}
     assert moved == {f"both-{i}".encode() for i in range(6)}
+
+
+def run_once_process(url: str, db: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MAILCHECK_REPORTS_IMAP": url, "DATABASE_URL": db, "PYTHONPATH": str(ROOT)}
+    env.pop("LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-m", "bot", "serve", "--mode", "reports", "--once"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_once_reads_the_mailbox_for_cron_and_says_what_it_did(dovecot: Dovecot, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/mc.db"
+    dovecot.append(report_mail("cron-1"))
+    dovecot.append(plain_mail())
+    done = run_once_process(dovecot.url(), db)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == ("mailcheck reports: 2 message(s) read, 1 new report(s), "
+                                                    "0 already stored, 1 without a report")
+    assert asyncio.run(stored(db)) == ["cron-1"]
+
+
+def test_once_with_a_wrong_password_or_no_server_is_one_line(dovecot: Dovecot, tmp_path: Path) -> None:
+    import socket
+
+    db = f"sqlite:///{tmp_path}/mc.db"
+    bad = run_once_process(dovecot.url(password="not-the-password-42"), db)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "was rejected" in bad.stderr
+    assert "not-the-password-42" not in bad.stderr + bad.stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = run_once_process(f"imap://u:secret-pass-99@127.0.0.1:{port}/INBOX", db)
+    assert gone.returncode == 1 and gone.stderr.count("\n") == 1 and "cannot reach IMAP server" in gone.stderr
+    assert "secret-pass-99" not in gone.stderr
+    worse = run_once_process("imap://nobody@127.0.0.1/INBOX", db)
+    assert worse.returncode == 2 and "needs a user and a password" in worse.stderr and worse.stderr.count("\n") == 1
