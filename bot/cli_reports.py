@@ -57,8 +57,10 @@ async def cmd_reports(args: argparse.Namespace) -> Report:
             # The engine prefixes its lines with the label: the file is its own field here.
             text = line[len(label) + 2:] if line.startswith(label + ": ") else line
             errors.append({"file": label, "error": " ".join(text.split())[:300]})
+    from bot.cli import _with_progress
+
     resolver = None if args.offline or not reports else make_resolver(args, deadline=120.0)
-    report = await summarize(reports, resolver)
+    report = await _with_progress(f"Summarising {len(reports)} report(s)", summarize(reports, resolver))
     report.details["errors"] = errors
     return report
 

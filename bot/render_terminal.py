@@ -26,11 +26,19 @@ LABELS = {
     "en": {"fixes": "How to fix", "verify": "Check", "took": "took", "lists": "Blocklist lookups",
            "listed": "LISTED", "unknown": "unknown", "clean": "clean", "no_findings": "Nothing to report.",
            "permanent": "permanent", "temporary": "temporary", "address_dead": "address dead",
-           "recipient_masked": "(recipient masked)", "recipient_unknown": "(recipient unknown)"},
+           "recipient_masked": "(recipient masked)", "recipient_unknown": "(recipient unknown)",
+           "r_source": "source", "r_name": "PTR / provider", "r_messages": "messages", "r_dmarc": "DMARC",
+           "r_spf": "SPF aligned", "r_dkim": "DKIM aligned", "r_disposition": "disposition", "yes": "yes", "no": "no",
+           "r_totals": "messages {m}, DMARC pass {p}, fail {f}", "r_more": "… {n} more sources (--json lists all)",
+           "r_sessions": "sessions: {ok} successful, {failed} failed", "r_failure": "source {ip}, failed: {what}"},
     "ja": {"fixes": "対処方法", "verify": "確認方法", "took": "所要時間", "lists": "ブロックリスト照会結果",
            "listed": "掲載あり", "unknown": "不明", "clean": "掲載なし", "no_findings": "問題は見つかりませんでした。",
            "permanent": "恒久的エラー", "temporary": "一時的エラー", "address_dead": "宛先アドレスは無効",
-           "recipient_masked": "（宛先は伏せ字）", "recipient_unknown": "（宛先不明）"},
+           "recipient_masked": "（宛先は伏せ字）", "recipient_unknown": "（宛先不明）",
+           "r_source": "送信元", "r_name": "PTR・事業者", "r_messages": "通数", "r_dmarc": "DMARC",
+           "r_spf": "SPF一致", "r_dkim": "DKIM一致", "r_disposition": "受信側の処置", "yes": "あり", "no": "なし",
+           "r_totals": "{m}通（DMARC合格 {p}通、不合格 {f}通）", "r_more": "ほかに送信元が {n}件あります（--json ですべて表示）",
+           "r_sessions": "セッション: 成功 {ok}件、失敗 {failed}件", "r_failure": "送信元 {ip}、不合格: {what}"},
 }
 
 
@@ -55,7 +63,7 @@ def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
     for b in report.bounces:
         _render_bounce(con, b.to_dict(), LABELS["ja" if lang == "ja" else "en"])
     if report.kind == "reports":
-        _render_reports(con, report.details.get("reports") or [])
+        _render_reports(con, report.details.get("reports") or [], LABELS["ja" if lang == "ja" else "en"])
     groups: dict[str, list[Finding]] = {}
     for f in report.sorted_findings():
         groups.setdefault(f.group, []).append(f)
@@ -139,7 +147,7 @@ def _render_tree(con: Any, node: dict[str, Any], depth: int = 0) -> None:
 MAX_SOURCE_ROWS = 10  # per aggregate report in the terminal; --json has every source
 
 
-def _render_reports(con: Any, reports: list[dict[str, Any]]) -> None:
+def _render_reports(con: Any, reports: list[dict[str, Any]], lab: dict[str, str]) -> None:
     """One table per report: the aggregate report's sources, the TLS report's policies."""
     from rich.markup import escape
     from rich.table import Table
@@ -150,29 +158,33 @@ def _render_reports(con: Any, reports: list[dict[str, Any]]) -> None:
                f"{escape(str(r.get('domain') or '?'))}  [dim]{escape(period)}[/dim]"
         con.print(head, soft_wrap=True)
         if r.get("type") == "dmarc-aggregate":
-            con.print(f"  messages {r.get('messages')}, DMARC pass {r.get('dmarc_pass')}, "
-                      f"fail {r.get('dmarc_fail')}")
+            con.print("  " + lab["r_totals"].format(m=r.get("messages"), p=r.get("dmarc_pass"), f=r.get("dmarc_fail")))
             table = Table(show_edge=False, pad_edge=False, box=None)
-            for col in ("source", "PTR / provider", "messages", "DMARC", "SPF aligned", "DKIM aligned",
-                        "disposition"):
-                table.add_column(col)
             sources = r.get("sources") or []
+            lists = any(s.get("blocklists") for s in sources[:MAX_SOURCE_ROWS])
+            for col in ("r_source", "r_name", "r_messages", "r_dmarc", "r_spf", "r_dkim", "r_disposition"):
+                table.add_column(lab[col])
+            if lists:
+                table.add_column(lab["lists"])
             for s in sources[:MAX_SOURCE_ROWS]:
                 name = " / ".join(str(x) for x in (s.get("ptr"), s.get("provider")) if x)
                 style = "green" if s.get("dmarc") == "pass" else "red" if s.get("dmarc") == "fail" else "yellow"
-                table.add_row(escape(str(s.get("ip"))), escape(name), str(s.get("messages")),
-                              f"[{style}]{s.get('dmarc')}[/{style}]", "yes" if s.get("spf_aligned") else "no",
-                              "yes" if s.get("dkim_aligned") else "no", escape(str(s.get("disposition"))))
+                cells = [escape(str(s.get("ip"))), escape(name), str(s.get("messages")),
+                         f"[{style}]{s.get('dmarc')}[/{style}]", lab["yes" if s.get("spf_aligned") else "no"],
+                         lab["yes" if s.get("dkim_aligned") else "no"], escape(str(s.get("disposition")))]
+                if lists:
+                    cells.append(f"[bold red]{escape(', '.join(s.get('blocklists') or []))}[/bold red]")
+                table.add_row(*cells)
             con.print(table)
             if len(sources) > MAX_SOURCE_ROWS:
-                con.print(f"  [dim]… {len(sources) - MAX_SOURCE_ROWS} more sources (--json lists all)[/dim]")
+                con.print(f"  [dim]{escape(lab['r_more'].format(n=len(sources) - MAX_SOURCE_ROWS))}[/dim]")
         elif r.get("type") == "tls-rpt":
-            con.print(f"  sessions: {r.get('successful_sessions')} successful, {r.get('failed_sessions')} failed")
+            con.print("  " + lab["r_sessions"].format(ok=r.get("successful_sessions"), failed=r.get("failed_sessions")))
             for f in r.get("failures") or []:
                 con.print(f"    [red]{escape(str(f.get('result_type')))}[/red]: {f.get('sessions')}")
         else:
-            con.print(f"  source {escape(str(r.get('source_ip') or '?'))}, failed: "
-                      f"{escape(str(r.get('auth_failure') or '?'))}")
+            con.print("  " + escape(lab["r_failure"].format(ip=r.get("source_ip") or "?",
+                                                           what=r.get("auth_failure") or "?")))
 
 
 def _render_bounce(con: Any, b: dict[str, Any], lab: dict[str, str]) -> None:

@@ -7,13 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.dnsworld import DNSWorld
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reports"
 GOOGLE = str(FIXTURES / "google.com!example.com!1795996800!1796083199.zip")
 
 
-def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def run(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "bot", "reports", *args], input=stdin, capture_output=True,
-                          timeout=120)
+                          timeout=180, env=env)
 
 
 def test_json_has_exactly_specs_shape(tmp_path: Path) -> None:
@@ -62,3 +65,12 @@ def test_japanese_terminal_report() -> None:
     p = run(GOOGLE, "--offline", "--lang", "ja")
     assert p.returncode == 0, p.stderr
     assert "DMARC合格率" in p.stdout.decode()
+
+
+def test_sources_are_named_through_dns_unless_offline(dns_world: DNSWorld) -> None:
+    p = run(GOOGLE, "--json", "--timeout", "5", env=dns_world.env())
+    assert p.returncode == 0, p.stderr
+    [report] = json.loads(p.stdout)["reports"]
+    named = {s["ip"]: (s["ptr"], s["provider"]) for s in report["sources"]}
+    assert named["192.0.2.41"] == ("mail-sor-f41.google.com", "Google Workspace / Gmail")
+    assert named["192.0.2.42"] == ("o1.ptr1234.sendgrid.net", "Twilio SendGrid")

@@ -157,3 +157,11 @@ def test_a_failure_report_whose_fields_are_base64_encoded() -> None:
                + base64.encodebytes(text[start:end].encode()).decode() + text[end:])
     [report] = parse_blob("b64.eml", encoded.encode()).reports
     assert (report.source_ip, report.auth_failure, report.domain) == ("203.0.113.66", "dmarc", "example.com")
+
+
+def test_a_report_email_with_a_long_header_block_and_an_empty_first_header() -> None:
+    text = (FIXTURES / "mimecast-report.eml").read_text()
+    noise = "".join(f"X-MS-Exchange-Organization-Note-{i}:\n value {i} {'x' * 60}\n" for i in range(300))
+    [report] = parse_blob("long.eml", ("Return-Path:\n <no-reply@au-1.mimecastreport.com>\n" + noise + text).encode()
+                          ).reports
+    assert report.org_name == "mimecast.org"

@@ -179,3 +179,19 @@ def test_a_report_in_utf16_is_read() -> None:
     [report] = parse_blob("utf16.xml", REPORT.decode().replace("<feedback", '<?xml version="1.0" encoding="UTF-16"?>'
                                                               "\n<feedback", 1).encode("utf-16")).reports
     assert (report.org_name, report.messages) == ("Sample Reporter", 123)
+
+
+def test_a_record_without_a_source_ip_is_counted_as_skipped_not_guessed() -> None:
+    doc = REPORT.replace(b"<source_ip>192.0.2.123</source_ip>", b"<source_ip></source_ip>")
+    [report] = parse_blob("noip.xml", doc).reports
+    assert (report.messages, report.skipped, report.sources) == (0, 1, [])
+    assert report.to_dict()["skipped_records"] == 1
+
+
+def test_report_dates_in_milliseconds_or_nonsense_are_read_or_left_empty() -> None:
+    ms = REPORT.replace(b"<begin>302832000</begin>", b"<begin>302832000000</begin>")
+    [report] = parse_blob("ms.xml", ms).reports
+    assert report.begin is not None and report.begin.year == 1979
+    junk = REPORT.replace(b"<begin>302832000</begin>", b"<begin>99999999999999999999999</begin>")
+    [report] = parse_blob("junk.xml", junk).reports
+    assert report.begin is None and report.end is not None

@@ -131,3 +131,27 @@ async def test_the_pass_rate_carries_the_last_summarys_for_comparison() -> None:
     report = await summarize(load(GOOGLE), None, previous=load(YAHOO))
     [rate] = codes(report, "reports.pass_rate")
     assert (rate["pass_ratio"], rate["previous_ratio"]) == (0.9419, 0.88)
+
+
+async def test_a_report_of_100k_records_is_read_whole_and_summarised_briefly() -> None:
+    import gzip
+
+    rows = []
+    for i in range(100_000):
+        ip = f"198.51.100.{i % 200 + 1}" if i % 4 else f"203.0.113.{i % 250 + 1}"
+        verdict = "pass" if i % 4 else "fail"
+        rows.append(f"<record><row><source_ip>{ip}</source_ip><count>2</count><policy_evaluated>"
+                    f"<disposition>none</disposition><dkim>{verdict}</dkim><spf>fail</spf></policy_evaluated>"
+                    "</row><identifiers><header_from>example.com</header_from></identifiers></record>")
+    doc = ("<feedback><report_metadata><org_name>big.example</org_name><report_id>big-1</report_id>"
+           "<date_range><begin>1795996800</begin><end>1796083199</end></date_range></report_metadata>"
+           "<policy_published><domain>example.com</domain><p>none</p></policy_published>"
+           + "".join(rows) + "</feedback>").encode()
+    [parsed] = parse_blob("big.xml.gz", gzip.compress(doc, 1)).reports
+    assert (parsed.rows, parsed.messages, parsed.dmarc_pass) == (100_000, 200_000, 150_000)
+    assert len(parsed.sources) == 275  # 150 passing, 125 failing addresses
+    report = await summarize([parsed], None)
+    assert len(codes(report, "reports.failing_source")) == 10
+    [more] = codes(report, "reports.more_failing_sources")
+    assert more["count"] == 115 and more["messages"] == 50_000 - sum(
+        int(str(e["count"])) for e in codes(report, "reports.failing_source"))

@@ -88,7 +88,10 @@ def _epoch(value: str) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromtimestamp(int(float(value)), UTC)
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds, as a few reporters write them
+            seconds /= 1000
+        return datetime.fromtimestamp(int(seconds), UTC)
     except (ValueError, OverflowError, OSError):
         pass
     try:  # a few reporters write ISO 8601
@@ -132,6 +135,7 @@ class _Rows:
         self.messages = 0
         self.passed = 0
         self.rows = 0
+        self.skipped = 0
 
     def add(self, record: Element) -> None:
         row = ident = auth = None
@@ -167,8 +171,13 @@ class _Rows:
                         kind = _children(p).get("type", "").lower()
                         if kind:
                             reasons.append(kind[:40])
+        if not ip:
+            # A row that names no source says nothing usable; parsedmarc (the reference
+            # for these totals) drops it too. It is counted, not guessed.
+            self.skipped += 1
+            return
         n = _count(count)
-        ip = format_ip(ip)[:64] if ip else "unknown"
+        ip = format_ip(ip)[:64]
         src = self.sources.get(ip)
         if src is None:
             src = self.sources[ip] = Source(ip=ip)
@@ -344,6 +353,7 @@ def _parse(data: bytes, max_records: int) -> ParsedReport:
     report.messages = rows.messages
     report.dmarc_pass = rows.passed
     report.rows = rows.rows
+    report.skipped = rows.skipped
     if not (report.report_id or report.org_name or rows.rows):
         raise AggregateError("not a DMARC aggregate report (no report_metadata and no records)")
     return report

@@ -47,7 +47,8 @@ class Extracted:
 
 
 _MBOX_SPLIT = re.compile(rb"(?m)^From [^\r\n]*\r?\n")
-_HEADER_LINE = re.compile(rb"^[A-Za-z0-9-]{1,76}:[ \t]")
+_HEADER_LINE = re.compile(rb"^[A-Za-z0-9-]{1,76}:")
+_MAIL_HEADERS = re.compile(rb"(?im)^(content-type|mime-version|from|received|subject|message-id|date):")
 _REPORT_TYPES = ("xml", "json", "gzip", "zip", "octet-stream", "tlsrpt")
 
 
@@ -91,7 +92,9 @@ def sniff(data: bytes) -> str:
         second = text.split(b"\n", 1)[1]
         if _HEADER_LINE.match(second):
             return "mbox"
-    if _HEADER_LINE.match(text) and re.search(rb"(?im)^(content-type|mime-version|from|received|subject):", head):
+    # Header blocks of delivered mail can be tens of kilobytes (ARC, DKIM, Exchange's X-MS-*)
+    # before the first of the usual fields.
+    if _HEADER_LINE.match(text) and _MAIL_HEADERS.search(data[:65536]):
         return "email"
     return ""
 

@@ -220,6 +220,7 @@ class ParsedReport:
     policy: dict[str, str] = field(default_factory=dict)  # policy_published: p, sp, pct, adkim, aspf ...
     rows: int = 0
     truncated: bool = False  # more records than the cap: totals cover the records read
+    skipped: int = 0  # records without a source IP: not counted
     # -- TLS-RPT
     policies: list[TLSPolicy] = field(default_factory=list)
     # -- DMARC failure (RFC 6591): only what matters, never addresses, subject or body
@@ -262,6 +263,8 @@ class ParsedReport:
                         "policy": dict(self.policy), "rows": self.rows})
             if self.truncated:
                 out["truncated"] = True
+            if self.skipped:
+                out["skipped_records"] = self.skipped
         elif self.type == "tls-rpt":
             out.update({"successful_sessions": self.successful_sessions, "failed_sessions": self.failed_sessions,
                         "failures": self.failure_totals(), "policies": [p.to_dict() for p in self.policies]})
@@ -284,6 +287,7 @@ class ParsedReport:
             out.policy = {str(k): str(v) for k, v in (d.get("policy") or {}).items()}
             out.rows = int(d.get("rows") or 0)
             out.truncated = bool(d.get("truncated"))
+            out.skipped = int(d.get("skipped_records") or 0)
         elif rtype == "tls-rpt":
             policies = [TLSPolicy.from_dict(p) for p in d.get("policies") or [] if isinstance(p, dict)]
             if not policies:  # SPEC's minimum only: one policy with the totals

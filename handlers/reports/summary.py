@@ -101,6 +101,7 @@ class _Merged:
     spf: dict[tuple[str, str], int] = field(default_factory=dict)  # (domain, result) -> messages
     dkim: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (domain, selector, result)
     reasons: list[str] = field(default_factory=list)
+    listed_on: list[str] = field(default_factory=list)
 
     def add(self, s: Source) -> None:
         self.messages += s.messages
@@ -120,6 +121,9 @@ class _Merged:
         for reason in s.reasons:
             if reason not in self.reasons:
                 self.reasons.append(reason)
+        for zone in s.blocklists or []:
+            if zone not in self.listed_on:
+                self.listed_on.append(zone)
 
 
 def _why(m: _Merged, domain: str, lang: str) -> list[str]:
@@ -167,6 +171,8 @@ def _source_evidence(m: _Merged, domain: str) -> dict[str, Any]:
         ev["ptr"] = m.ptr
     if m.provider:
         ev["provider"] = m.provider
+    if m.listed_on:
+        ev["zone"] = sorted(m.listed_on)
     return ev
 
 
