@@ -30,13 +30,14 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 from bot.storage import DEFAULT_LEASE_S, DigestJob, Store, Watch, is_transient_error
 from bot.storage.store import MAX_ATTEMPTS
-from handlers.digest_diff import Change, checked, describe, diff_reports, slim_report, status_line
+from handlers.digest_diff import IMPORTANCE, Change, checked, describe, diff_reports, slim_report, status_line
+from handlers.digest_reports import WINDOW_DAYS, reports_changes, reports_state, reports_status_line
 from handlers.model import Report
 from handlers.net import DEFAULT_MAX_QUERIES, Resolver
 from knowledge.digest_texts import digest_text
@@ -98,6 +99,7 @@ class TargetResult:
     baseline: bool = False  # no previous snapshot: first digest for this target
     previous_at: datetime | None = None
     error: AuditError | None = None
+    reports: dict[str, Any] | None = None  # receiver reports of the last WINDOW_DAYS (digest_reports)
 
 
 @dataclass
@@ -172,11 +174,35 @@ async def audit_targets(
     return out
 
 
+async def reports_states(store: Store, team_id: str, domains: Sequence[str], until: datetime
+                         ) -> dict[str, dict[str, Any]]:
+    """{domain: totals of its stored receiver reports whose period ended in the last
+    WINDOW_DAYS} for the domains that have any. The database being away costs the digest
+    its reports section, never the digest."""
+    from bot.storage.reports import ReportStore
+
+    rs = ReportStore.of(store)
+    since = until - timedelta(days=WINDOW_DAYS)
+    out: dict[str, dict[str, Any]] = {}
+    for domain in dict.fromkeys(domains):
+        try:
+            rows = await rs.find(team_id, domain=domain, since=since, until=until + timedelta(days=1))
+        except Exception as exc:
+            log.warning("digest: stored reports of %s unavailable: %s", domain, type(exc).__name__)
+            continue
+        state = reports_state(r.data for r in rows)
+        if state is not None:
+            out[domain] = state
+    return out
+
+
 async def compute_results(
-    store: Store, job: DigestJob, audits: dict[int, Audit], *, retry_s: float = 0.0
+    store: Store, job: DigestJob, audits: dict[int, Audit], *, retry_s: float = 0.0, now: datetime | None = None
 ) -> list[TargetResult]:
     snaps = await store_retry("get_snapshots", partial(store.get_snapshots, job.team_id, job.channel_id, job.targets),
                               within=retry_s)
+    domains = [w.target for w in job.watches if w.kind == "domain"]
+    states = await reports_states(store, job.team_id, domains, now or datetime.now(UTC)) if domains else {}
     results: list[TargetResult] = []
     for w in job.watches:
         report, error = audits.get(w.id, (None, AuditError("not_checked")))
@@ -186,10 +212,13 @@ async def compute_results(
         if prev is not None:
             res.previous_at = prev[0]
         if ok and report is not None:
+            res.reports = states.get(w.target) if w.kind == "domain" else None
             if prev is None:
                 res.baseline = True
             else:
                 res.changes = diff_reports(prev[1], report)
+                res.changes += reports_changes(prev[1].get("reports"), res.reports, w.target)
+                res.changes.sort(key=lambda c: IMPORTANCE.get(c.severity, 9))
         results.append(res)
     return results
 
@@ -368,6 +397,12 @@ def render_digest(
         if changed or baseline:
             blocks.append(_section(t("status_heading"), lang=lang))
         blocks.extend(status_blocks)
+    with_reports = [r for r in results if r.reports]
+    if with_reports:
+        blocks.append(_section(t("reports_heading", days=WINDOW_DAYS), lang=lang))
+        blocks.extend(_lines_to_sections(
+            [f"*{_esc(r.watch.target)}*: {_esc(reports_status_line(r.reports or {}, lang))}" for r in with_reports],
+            lang=lang))
     blocks.append(_context(t("footer", when=_when(now, tz, lang))))
     text = t("fallback", title=title, summary="; ".join(fallback) if fallback else t("fallback_status"))
     return split_messages(blocks, text, lang)
@@ -518,10 +553,11 @@ async def prepare_job(
     now: datetime | None = None,
     lease_s: int = DEFAULT_LEASE_S,
 ) -> bool:
-    results = await compute_results(store, job, audits, retry_s=lease_s)
+    results = await compute_results(store, job, audits, retry_s=lease_s, now=now)
     lang = await digest_lang(store, job.team_id, job.channel_id, retry_s=lease_s)
     messages = render_digest(job, results, now=now, lang=lang)
-    snapshots = {r.watch.target: slim_report(r.report) for r in results if r.ok and r.report is not None}
+    snapshots = {r.watch.target: {**slim_report(r.report), **({"reports": r.reports} if r.reports else {})}
+                 for r in results if r.ok and r.report is not None}
     changes = {r.watch.target: [c.to_dict() for c in r.changes] for r in results if r.changes}
     save = partial(store.save_prepared, job, {"messages": messages, "changes": changes}, snapshots, lease_s=lease_s)
     return await store_retry("save_prepared", save, within=lease_s)

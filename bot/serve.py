@@ -416,6 +416,23 @@ def run_serve(settings: SlackSettings | None = None) -> int:
         return 130
 
 
+def run_reports(*, once: bool = False) -> int:
+    """The `reports` process (Procfile): see bot/reports_imap.py."""
+    from bot import redact
+    from bot.reports_imap import serve_reports
+
+    # A cron run (--once) says what it did in one line; the messages it read are logged
+    # only when asked (LOG_LEVEL=INFO).
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING" if once else "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install()
+    try:
+        return asyncio.run(serve_reports(os.environ.get("MAILCHECK_REPORTS_IMAP"),
+                                         team_id=os.environ.get("MAILCHECK_REPORTS_TEAM"), once=once))
+    except KeyboardInterrupt:
+        return 130
+
+
 # -- CLI hook ---------------------------------------------------------------------
 def add_serve_command(subparsers: Any, common_parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """`mailcheck serve [--mode auto|http|socket] [--port N] [--host H] [--no-scheduler]`;
@@ -428,9 +445,12 @@ def add_serve_command(subparsers: Any, common_parent: argparse.ArgumentParser) -
     )
     p.add_argument("--port", type=int, default=None, help="HTTP port (default: $PORT or 3000)")
     p.add_argument("--host", default=None, help="HTTP bind address (default 0.0.0.0)")
-    p.add_argument("--mode", choices=("auto", "http", "socket"), default="auto",
+    p.add_argument("--mode", choices=("auto", "http", "socket", "reports"), default="auto",
                    help="auto: Socket Mode when SLACK_APP_TOKEN is set, else HTTP (default); "
-                        "http: ignore SLACK_APP_TOKEN; socket: require it")
+                        "http: ignore SLACK_APP_TOKEN; socket: require it; "
+                        "reports: store the receiver reports of the $MAILCHECK_REPORTS_IMAP mailbox (no Slack)")
+    p.add_argument("--once", action="store_true",
+                   help="with --mode reports: read the mailbox once and exit (for cron) instead of waiting for mail")
     p.add_argument("--no-scheduler", action="store_true",
                    help="don't post digests from this process (run `mailcheck digest run --loop` instead)")
     p.set_defaults(run=serve_command)
@@ -441,6 +461,8 @@ def serve_command(args: argparse.Namespace) -> int:
     """Entry from bot.cli once global options are merged (args.nameservers, args.lang, args.timeout)."""
     from bot.slack.settings import SlackSettings
 
+    if getattr(args, "mode", "auto") == "reports":
+        return run_reports(once=bool(getattr(args, "once", False)))
     settings = SlackSettings.from_env()
     changes: dict[str, Any] = {}
     if getattr(args, "port", None) is not None:

@@ -123,6 +123,11 @@ class FakeSlack:
             key = (params.get("channel", ""), params.get("ts", ""))
             msg = self.messages.get(key)
             return {"ok": True, "messages": [msg] if msg else [], "has_more": False}
+        if method == "conversations.history":  # newest first, like Slack
+            channel = params.get("channel", "")
+            found = sorted((m for (ch, _ts), m in self.messages.items() if ch == channel),
+                           key=lambda m: float(m.get("ts") or 0), reverse=True)
+            return {"ok": True, "messages": found[: int(params.get("limit") or 100)], "has_more": False}
         if method == "files.info":
             name = params.get("file", "")
             return {"ok": True, "file": {"id": name, "name": name, "size": len(self.files.get(name, b"")),

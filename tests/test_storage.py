@@ -75,7 +75,7 @@ async def test_migrates_once_idempotent(db_url: str) -> None:
         assert not failures, f"a concurrent first open failed: {failures!r}"
         async with stores[0].engine.begin() as conn:
             rev = await conn.run_sync(current_revision)
-        assert rev == head_revision() == "0002_token_text"
+        assert rev == head_revision() == "0003_reports"
     finally:
         for s in stores:
             await s.close()

@@ -267,7 +267,15 @@ def _optional(module: str) -> Any | None:
         return None
 
 
+async def _reports(rt: Runtime, client: Any, cmd: Command, team: str, channel: str | None, user: str,
+                   lang: str) -> str:
+    from bot.slack.reports_intake import reports_command
+
+    return await reports_command(rt, client, team, channel, user, lang)
+
+
 _STATEFUL: dict[str, Handler] = {
+    "reports": _reports,
     "lang": _lang,
     "autodetect": _autodetect,
     "watch": _watch,

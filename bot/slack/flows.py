@@ -245,8 +245,13 @@ async def analyse_message_event(
     if kind:
         return await analyse_and_reply(rt, client, body, kind, lang, origin, source,
                                        quiet_if_empty=not explicit)
+    from bot.slack import reports_intake
+
     for f in (msg.get("files") or [])[:3]:
-        if not isinstance(f, dict) or not is_text_file(f):
+        if not isinstance(f, dict):
+            continue
+        report_file = reports_intake.is_report_file(f)
+        if not report_file and not is_text_file(f):
             continue
         data, err = await download_file(rt, client, f)
         if data is None:
@@ -254,6 +259,13 @@ async def analyse_message_event(
                 await notice(rt, client, origin, text(lang, err or "file_failed", name=str(f.get("name") or "file"),
                                                       mb=rt.settings.max_file_bytes // (1024 * 1024)))
                 return True
+            continue
+        # A DMARC / TLS-RPT report (or a report email) gets its summary; anything else
+        # that is text goes on to the bounce / message analysis.
+        if report_file and await reports_intake.answer_file(rt, client, f, data, lang, origin, source,
+                                                            explicit=explicit):
+            return True
+        if not is_text_file(f):
             continue
         data = to_utf8(data)  # a file saved as UTF-16/32 ("Unicode" on Windows) reads as its text
         decoded = data.decode("utf-8", "replace")

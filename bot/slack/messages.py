@@ -13,6 +13,7 @@ HELP = {
 • `/mailcheck spf example.com 192.0.2.1` — would this IP pass SPF for the domain? (with the evaluation path)
 • `/mailcheck bounce` · `/mailcheck message` — how to have a bounce or a spam-foldered message explained
 • `/mailcheck watch example.com daily 09:00 tz=Asia/Tokyo` — a digest of what changed (`weekdays 09:00`, `weekly mon 09:00`) · `unwatch example.com` · `watches` · `digest now`
+• `/mailcheck reports` — summarise the latest DMARC / TLS report file shared here (or just share one: xml, gz, zip, json or the report email)
 • `/mailcheck lang ja` — 日本語で表示 (`lang ja workspace` sets the workspace default)
 • `/mailcheck autodetect on|off` — answer bounces pasted in this channel automatically (on by default)
 Paste a bounce into a channel I'm in (`/invite @mailcheck`), or mention me in its thread: I reply in the thread.""",
@@ -23,6 +24,7 @@ Paste a bounce into a channel I'm in (`/invite @mailcheck`), or mention me in it
 • `/mailcheck spf example.com 192.0.2.1` — この IP はドメインの SPF に合格するか（評価の経過つき）
 • `/mailcheck bounce` · `/mailcheck message` — バウンスや迷惑メール判定されたメールを解析させる方法
 • `/mailcheck watch example.com daily 09:00 tz=Asia/Tokyo` — 変化点のダイジェスト（`weekdays 09:00`、`weekly mon 09:00`）· `unwatch example.com` · `watches` · `digest now`
+• `/mailcheck reports` — このチャンネルで最後に共有されたDMARCレポート・TLSレポートのファイルを要約（ファイルを共有するだけでも要約します: xml、gz、zip、json、レポートメール）
 • `/mailcheck lang en` — English (`lang en workspace` でワークスペースの既定を変更)
 • `/mailcheck autodetect on|off` — このチャンネルに貼られたバウンスへの自動返信（既定はオン）
 私が参加しているチャンネル（`/invite @mailcheck`）にバウンスを貼るか、そのスレッドで私にメンションすると、スレッドで返信します。""",
@@ -85,6 +87,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "file_too_big": "`{name}` is larger than {mb} MB; paste the headers or the bounce part instead.",
         "file_failed": "I couldn't download `{name}`.",
         "expired": "This report is no longer in memory; running it again …",
+        "report_none": "`{name}` holds no DMARC or TLS report I can read (DMARC aggregate or failure report, TLS-RPT: xml, gz, zip, json or the report email).",
+        "reports_no_file": "No DMARC or TLS report file among the last 20 messages here. Share one (xml, gz, zip, json or the report email) and I summarise it in its thread.",
+        "reports_summarising": "Summarising the report in `{name}` in its thread …",
     },
     "ja": {
         "checking": "{what} を確認しています …",
@@ -119,6 +124,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "file_too_big": "`{name}` は {mb} MB を超えています。ヘッダーかバウンス部分を貼ってください。",
         "file_failed": "`{name}` をダウンロードできませんでした。",
         "expired": "このレポートはメモリにありません。再実行します …",
+        "report_none": "`{name}` に読み取れるDMARCレポートまたはTLSレポートがありません（DMARC集計レポート・失敗レポート、TLS-RPTの xml、gz、zip、json、またはレポートメール）。",
+        "reports_no_file": "このチャンネルの直近20件のメッセージにDMARCレポートまたはTLSレポートのファイルがありません。ファイル（xml、gz、zip、json、またはレポートメール）を共有すると、そのスレッドで要約します。",
+        "reports_summarising": "`{name}` のレポートをそのスレッドで要約しています …",
     },
 }
 

@@ -99,6 +99,25 @@ rate_limits = Table(
     Column("count", Integer, nullable=False),
 )
 
+# Receiver reports (DMARC aggregate / failure, TLS-RPT) from the IMAP worker, Slack
+# uploads and the CLI; see bot/storage/reports.py. One row per report and scope.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", String(32), nullable=False),  # workspace, or "" for the operator's mailbox
+    Column("dedupe_key", String(64), nullable=False),  # sha256 of type + reporter + report id
+    Column("type", String(32), nullable=False),
+    Column("org_name", String(255), nullable=False),
+    Column("report_id", String(255), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("begin_at", DateTime),
+    Column("end_at", DateTime),
+    Column("received_at", DateTime, nullable=False),
+    Column("source", String(16), nullable=False),  # imap | upload | cli
+    Column("data", Text, nullable=False),  # ParsedReport.to_dict() as JSON, personal data removed
+)
+
 # slack_sdk's own table shapes, on the same database (queried for bot tokens).
 slack_installations = SQLAlchemyInstallationStore.build_installations_table(metadata, "slack_installations")
 slack_bots = SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots")
