@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -37,7 +38,13 @@ from typing import Any, TypeVar
 from bot.storage import DEFAULT_LEASE_S, DigestJob, Store, Watch, is_transient_error
 from bot.storage.store import MAX_ATTEMPTS
 from handlers.digest_diff import IMPORTANCE, Change, checked, describe, diff_reports, slim_report, status_line
-from handlers.digest_reports import WINDOW_DAYS, reports_changes, reports_state, reports_status_line
+from handlers.digest_reports import (
+    WINDOW_DAYS,
+    reports_changes,
+    reports_state,
+    reports_status_line,
+    selectors_seen,
+)
 from handlers.model import Report
 from handlers.net import DEFAULT_MAX_QUERIES, Resolver
 from knowledge.digest_texts import digest_text
@@ -171,6 +178,34 @@ async def audit_targets(
         await asyncio.gather(*set(tasks.values()))
     for wid, task in tasks.items():
         out[wid] = task.result()
+    return out
+
+
+async def with_reported_selectors(store: Store, watches: list[Watch]) -> list[Watch]:
+    """The watches with the DKIM selectors their workspace's receiver reports saw signing
+    for the domain (handlers/digest_reports.py selectors_seen), so a digest checks those
+    keys as well as the common names. Per workspace: one team's reports never widen
+    another's audit. The database being away leaves the watches as they are."""
+    from bot.storage.reports import ReportStore
+
+    rs = ReportStore.of(store)
+    since = datetime.now(UTC) - timedelta(days=WINDOW_DAYS)
+    seen: dict[tuple[str, str], list[str]] = {}
+    out: list[Watch] = []
+    for w in watches:
+        if w.kind != "domain":
+            out.append(w)
+            continue
+        key = (w.team_id, w.target)
+        if key not in seen:
+            try:
+                rows = await rs.find(w.team_id, domain=w.target, since=since)
+            except Exception as exc:
+                log.warning("digest: stored reports of %s unavailable: %s", w.target, type(exc).__name__)
+                rows = []
+            seen[key] = selectors_seen((r.data for r in rows), w.target)
+        extra = [sel for sel in seen[key] if sel not in w.selectors]
+        out.append(dataclasses.replace(w, selectors=[*w.selectors, *extra]) if extra else w)
     return out
 
 
@@ -643,7 +678,7 @@ async def run_jobs(
     pending = [j for j in jobs if j.status == "claimed" or j.payload is None]
     beats = [asyncio.ensure_future(_heartbeat(store, j, max(0.3, lease_s / 3), lease_s)) for j in pending]
     try:
-        watches = [w for j in pending for w in j.watches]
+        watches = await with_reported_selectors(store, [w for j in pending for w in j.watches])
         stats.targets = len({(w.kind, w.target) for w in watches})
         shared = resolver
 

@@ -129,3 +129,28 @@ def reports_status_line(state: dict[str, Any], lang: str = "en") -> str:
     if not parts:
         parts.append(digest_text("reports_status_empty", lang))
     return digest_text("list_sep", lang).join(parts)
+
+
+MAX_REPORTED_SELECTORS = 10
+
+
+def selectors_seen(reports: Iterable[dict[str, Any]], domain: str) -> list[str]:
+    """DKIM selectors the receivers saw signing for `domain` itself (d= the domain), most
+    mail first: the audit checks their keys too, since DNS can't list selectors and the
+    common-name guesses miss custom ones (RFC 6376 §3.1)."""
+    from handlers.inputs import InputError, normalize_selector
+
+    domain = domain.lower().rstrip(".")
+    counts: dict[str, int] = {}
+    for rep in reports:
+        for src in rep.get("sources") or []:
+            for sig in src.get("dkim") or []:
+                if str(sig.get("domain") or "").lower().rstrip(".") != domain:
+                    continue
+                try:
+                    sel = normalize_selector(str(sig.get("selector") or ""))
+                except InputError:
+                    continue
+                if sel:
+                    counts[sel] = counts.get(sel, 0) + _int(sig.get("messages")) + 1
+    return sorted(counts, key=lambda s: -counts[s])[:MAX_REPORTED_SELECTORS]

@@ -38,3 +38,14 @@ async def test_a_bounce_without_a_resolver_is_analysed_without_live_checks() -> 
 async def test_a_check_that_needs_dns_says_so_without_a_resolver() -> None:
     with pytest.raises(ValueError, match="needs a resolver"):
         await api.run("domain", api.CheckRequest(target="good.example"), None)
+
+
+def test_selectors_seen_in_reports_are_the_domains_own_most_used_first() -> None:
+    from handlers.digest_reports import selectors_seen
+
+    def src(*sigs: tuple[str, str, int]) -> dict[str, object]:
+        return {"dkim": [{"domain": d, "selector": s, "messages": n} for d, s, n in sigs]}
+
+    reports = [{"sources": [src(("shop.example", "k1", 5), ("esp.example", "e1", 900)),
+                            src(("shop.example", "k2", 50), ("shop.example", "bad selector!", 99))]}]
+    assert selectors_seen(reports, "Shop.Example.") == ["k2", "k1"]  # another d= and junk are left out

@@ -597,3 +597,31 @@ async def test_digest_row_recheck_button_carries_a_bare_target(harness: Harness)
     await harness.fake.wait_for(lambda: harness.hooks_to(hook), timeout=30)
     await harness.settle()
     assert "Domain audit: good.example" in block_text(harness.hooks_to(hook)[0])
+
+
+def _report_signed_by(domain: str, selector: str) -> dict[str, Any]:
+    """A stored DMARC aggregate report (as ReportStore keeps it) whose mail was DKIM-signed
+    for `domain` with `selector`."""
+    return {"type": "dmarc-aggregate", "org_name": "google.com", "report_id": f"r-{selector}", "domain": domain,
+            "begin": None, "end": None, "messages": 40, "dmarc_pass": 40, "dmarc_fail": 0,
+            "sources": [{"ip": "192.0.2.10", "messages": 40, "dmarc": "pass", "spf_aligned": True,
+                         "dkim_aligned": True, "disposition": "none", "ptr": "", "provider": "",
+                         "dkim": [{"domain": domain, "selector": selector, "result": "pass", "messages": 40}]}]}
+
+
+async def test_a_domain_audit_checks_the_selectors_its_receiver_reports_saw(harness: Harness) -> None:
+    """DNS can't list DKIM selectors; the receivers' reports name the ones in use. A custom
+    selector (`s2048`, not a common name) is checked once a report has shown it."""
+    from bot.storage.reports import ReportStore
+    from tests.slack_fakes import TEAM
+
+    _s, _ack, _e, hook = await harness.command("domain msg.example")
+    await harness.fake.wait_for(lambda: harness.hooks_to(hook), timeout=40)
+    before = "".join(block_text(m) for m in harness.hooks_to(hook))
+    assert "s2048" not in before
+    await ReportStore.of(harness.store).add(TEAM, [_report_signed_by("msg.example", "s2048")], source="upload")
+    _s, _ack, _e, hook = await harness.command("domain msg.example")
+    await harness.fake.wait_for(lambda: harness.hooks_to(hook), timeout=40)
+    await harness.settle()
+    after = "".join(block_text(m) for m in harness.hooks_to(hook))
+    assert "s2048" in after

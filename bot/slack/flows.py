@@ -116,7 +116,7 @@ async def run_command(rt: Runtime, client: Any, cmd: Command, lang: str, origin:
     if await limited(rt, client, origin, lang):
         return
     try:
-        report = await rt.run_check(cmd, origin_kind)
+        report = await rt.run_check(cmd, origin_kind, team_id=origin.team_id)
     except CheckTimeout:
         rt.metrics.errors.labels("timeout").inc()
         await notice(rt, client, origin, text(lang, "timeout", what=what))

@@ -21,6 +21,7 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.slack.health import SlackHealth, SlackIdentity
@@ -265,6 +266,24 @@ class Runtime:
         self._langs_task: asyncio.Future[None] | None = None
 
     # -- store ---------------------------------------------------------------
+    async def reported_selectors(self, team_id: str, domain: str, *, timeout: float = 0.5) -> list[str]:
+        """DKIM selectors this workspace's stored receiver reports saw signing for `domain`
+        (the audit checks their keys as well as the common names). A slow or absent
+        database costs the extra selectors, never the check."""
+        from bot.storage.reports import ReportStore
+        from handlers.digest_reports import WINDOW_DAYS, selectors_seen
+
+        store = await self.store()
+        if store is None:
+            return []
+        since = datetime.now(UTC) - timedelta(days=WINDOW_DAYS)
+        try:
+            rows = await asyncio.wait_for(ReportStore.of(store).find(team_id, domain=domain, since=since), timeout)
+        except Exception as exc:
+            log.info("stored reports of %s not read: %s", domain, type(exc).__name__)
+            return []
+        return selectors_seen((r.data for r in rows), domain)
+
     async def store(self) -> Any | None:
         """The Store (opened lazily from DATABASE_URL once), or None when unavailable."""
         if self._store is not None or self._store_failed:
@@ -611,12 +630,15 @@ class Runtime:
                 self.metrics.in_flight.dec()
                 self.metrics.check_seconds.labels(kind).observe(time.monotonic() - t0)
 
-    async def run_check(self, cmd: Command, origin: str = "command") -> Report:
+    async def run_check(self, cmd: Command, origin: str = "command", *, team_id: str | None = None) -> Report:
         """domain / ip / spf command -> Report (English; localise when rendering)."""
         if cmd.name not in ("domain", "ip", "spf"):
             raise ValueError(f"not a check: {cmd.name}")
 
-        request = CheckRequest(target=cmd.target, ips=tuple(cmd.ips), selectors=tuple(cmd.selectors),
+        selectors = list(cmd.selectors)
+        if cmd.name == "domain" and team_id:
+            selectors += [s for s in await self.reported_selectors(team_id, cmd.target) if s not in selectors]
+        request = CheckRequest(target=cmd.target, ips=tuple(cmd.ips), selectors=tuple(selectors),
                                helo=cmd.helo, sender=cmd.sender)
 
         async def check() -> Report:
