@@ -279,25 +279,34 @@ def _decode_body(part: _Part, from_bytes: bool) -> str:
 
 
 def _split_multipart(body: str, boundary: str) -> list[str]:
-    """Bodies between "--boundary" lines (linear scan; tolerant of a missing close)."""
-    delim = "--" + boundary
+    """Bodies between "--boundary" lines (RFC 2046 §5.1.1; tolerant of a missing close).
+
+    Finds the delimiter lines with str.find and slices between them: every nesting level
+    scans its body once, without splitting it into lines and joining them again (that
+    cost a copy of the whole body per level)."""
+    marker = "\n--" + boundary
+    text = "\n" + body  # a delimiter on the first line is found like any other
     parts: list[str] = []
-    cur: list[str] | None = None
-    for line in body.split("\n"):
-        if line.startswith(delim):
-            rest = line[len(delim) :].rstrip()
-            if rest in ("", "--") or rest.startswith("--"):
-                if cur is not None:
-                    parts.append("\n".join(cur))
-                if rest.startswith("--"):
-                    cur = None
-                    break
-                cur = []
-                continue
-        if cur is not None:
-            cur.append(line)
-    if cur:
-        parts.append("\n".join(cur))
+    start: int | None = None
+    pos = 0
+    while True:
+        i = text.find(marker, pos)
+        if i < 0:
+            break
+        line_end = text.find("\n", i + 1)
+        if line_end < 0:
+            line_end = len(text)
+        rest = text[i + len(marker) : line_end].rstrip()
+        pos = line_end
+        if not (rest in ("", "--") or rest.startswith("--")):
+            continue  # "--boundaryX": another boundary, not ours
+        if start is not None:
+            parts.append(text[start:i])
+        if rest.startswith("--"):
+            return parts
+        start = line_end + 1
+    if start is not None and start <= len(text):
+        parts.append(text[start:])
     return parts
 
 
