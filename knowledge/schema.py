@@ -42,6 +42,7 @@ PLACEHOLDER_KEYS: frozenset[str] = frozenset(
         "zone", "codes", "meaning", "error", "mode", "value",
         "met", "unmet", "unknown", "not_found", "not_visible",  # sender-requirement items
         "delist", "delist_url",  # a listing's removal procedure and page
+        "provider", "when", "rate", "reason",  # a whole log's per-provider findings (logs.*)
     }
 )  # fmt: skip
 
