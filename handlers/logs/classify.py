@@ -1,8 +1,9 @@
 """Provider and reason of a delivery attempt, from the bounce engine, cached per distinct reply.
 
 A day of log repeats the same few hundred replies with different queue IDs, addresses
-and timestamps in them; the cache key drops those (addresses, long tokens with digits,
-bracketed IPs) so the engine runs once per kind of reply, and memory stays bounded.
+and timestamps in them. The cache key keeps the reply's plain words (tokens of letters
+only: no IDs, addresses, hosts or IPs), its status code and the answering host, so the
+engine runs once per kind of reply and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from handlers.bounce.engine import classify_log_line
 
-_VOLATILE = re.compile(r"[\w.+=%-]{1,64}@[\w.-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\]|\b(?=[\w.-]{0,40}\d)[\w.-]{8,}")
+_STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b|\b[245]\d\d\b")
 _CACHE_MAX = 20000
 _NETWORK = re.compile(r"connect to |timed out|Connection refused|No route to host|Network is unreachable|"
                       r"lost connection", re.I)
@@ -34,7 +35,12 @@ class Classifier:
     runs: int = 0
 
     def classify(self, line: str, word: str, host: str, domain: str, family: str, text: str) -> Verdict:
-        key = (word, host, domain, family, _VOLATILE.sub("#", text[:600]) if word != "sent" else "")
+        if word == "sent":
+            key: tuple[str, ...] = (word, host, domain, family)
+        else:
+            sm = _STATUS.search(text, 0, 400)
+            words = " ".join([w for w in text[:600].split() if w.isalpha()])
+            key = (word, host, domain, family, sm.group(0) if sm else "", words)
         found = self.cache.get(key)
         if found is not None:
             return found

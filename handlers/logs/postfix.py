@@ -160,3 +160,19 @@ def _consumer(domain: str) -> bool:
 
 
 _DELIVERED = Verdict(provider=None, reason="delivered")
+
+
+def record_sent(t: Tally, c: Classifier, epoch: float, line: str, domain: str, host: str, family: int,
+                n: int) -> None:
+    """Add ``n`` deliveries that share a destination (fastpath.py's bulk counts)."""
+    verdict = c.classify(line, "sent", host, domain, str(family), "")
+    key = verdict.provider or domain or host
+    ps = t.provider(key)
+    ps.delivered += n
+    if family in (4, 6):
+        ps.family[family][0] += n
+    if verdict.sender_ip:
+        ps.sender_ips[verdict.sender_ip] += n
+    t.hours.setdefault(int(epoch // 3600), {}).setdefault(key, [0, 0, 0, 0])[0] += n
+    if verdict.provider == "microsoft" and _consumer(domain):
+        t.microsoft_consumer[domain] += n

@@ -45,7 +45,7 @@ class ProviderStats:
 
 
 class Message:
-    __slots__ = ("qid", "first", "events", "pending", "outcome", "continued", "done")
+    __slots__ = ("qid", "first", "events", "pending", "outcome", "continued", "done", "counted")
 
     def __init__(self, qid: str, first: float, continued: bool = False) -> None:
         self.qid = qid
@@ -55,6 +55,7 @@ class Message:
         self.outcome = ""  # worst final outcome so far
         self.continued = continued  # re-queued by a content filter: same message, new queue ID
         self.done = False
+        self.counted = False  # had a delivery attempt: counted in `messages`
 
 
 _RANK = {"": 0, "delivered": 1, "deferred": 2, "bounced": 3, "expired": 4}
@@ -110,17 +111,18 @@ class Tally:
         new = self.message(new_qid, epoch, continued=True)
         if old is not None:
             new.events = old.events  # one timeline across the content filter
+            new.counted = old.counted
             old.done = True
 
     def close(self, qid: str) -> None:
         msg = self.open.pop(qid, None)
-        if msg is None or msg.done or not msg.events:
+        if msg is None or msg.done or not msg.counted:
             return
         outcome = msg.outcome
         if msg.pending and _RANK[outcome] < _RANK["deferred"]:
             outcome = "deferred"
         self.message_outcomes[outcome or "deferred"] += 1
-        if outcome != "delivered" and len(self.timelines) < MAX_TIMELINES:
+        if outcome != "delivered" and msg.events and len(self.timelines) < MAX_TIMELINES:
             self.timelines.append({
                 "queue_id": qid,
                 "outcome": outcome,
@@ -170,8 +172,9 @@ class Tally:
         if failed:
             self.hour_reasons.setdefault((hour, key), Counter())[verdict.reason] += 1
         msg = self.message(qid, epoch)
-        if not msg.events and not msg.continued:
-            self.messages += 1
+        if not msg.counted:
+            msg.counted = True
+            self.messages += not msg.continued
         if len(msg.events) < MAX_EVENTS:
             msg.events.append((epoch, outcome, rcpt, key, verdict.reason))
         if outcome == "deferred":
@@ -186,8 +189,9 @@ class Tally:
         """The queue lifetime ran out: each recipient still deferred expired (at its provider)."""
         self.expired += 1
         msg = self.message(qid, epoch)
-        if not msg.events and not msg.continued:
-            self.messages += 1
+        if not msg.counted:
+            msg.counted = True
+            self.messages += not msg.continued
         for rcpt, key in list(msg.pending.items())[:MAX_PENDING]:
             ps = self.provider(key)
             ps.expired += 1

@@ -1,0 +1,93 @@
+"""The hot path: Postfix ``status=sent`` lines with a syslog timestamp, most of any log.
+
+They are counted in bulk -- one regex match and one Counter increment per line, keyed
+by (hour, recipient domain, relay host, IP family) -- and judged once per key when the
+file ends. Anything unusual (another syslog name, a content filter, local forwarding, a
+``size=`` field, a program pflogsumm treats apart) is left to the full path in
+postfix.py, which counts it the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from .tally import MAX_EVENTS, Tally
+
+if TYPE_CHECKING:
+    from .classify import Classifier
+    from .timeparse import Clock
+
+# pflogsumm's syslog timestamp and program/queue-id rules and its delivery regex, anchored.
+_SENT = re.compile(
+    rb"([A-Z][a-z]{2} {1,2}\d{1,2} \d\d):(\d\d):(\d\d) \S+ postfix(?:/(?:smtps|submission))?/"
+    rb"(?!(?:cleanup|smtpd|postscreen|master)\[)([^\[:]*)\[\d+\]: "
+    rb"([^:\s]+): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?relay=([^,\[]+)(?:\[([^\]]*)\])?(?::\d+)?, "
+    rb"(?:conn_use=[^,]+, )?delay=[^,]+, (?:delays=[^,]+, )?(?:dsn=[^,]+, )?status=sent \("
+)
+_SLOW_QIDS = frozenset({b"warning", b"fatal", b"panic", b"reject", b"reject_warning", b"hold", b"discard"})
+
+
+class SentCounter:
+    def __init__(self, tally: Tally, clock: Clock) -> None:
+        self.t = tally
+        self.clock = clock
+        self.counts: Counter[tuple[int, bytes, bytes, int]] = Counter()
+        self.example: dict[tuple[bytes, bytes, int], bytes] = {}
+        self.hours: dict[bytes, int] = {}
+        self.last: tuple[int, bytes, bytes] | None = None
+
+    def feed(self, raw: bytes) -> bool:
+        """Count one line; False when it is not a plain status=sent line (use the full path)."""
+        m = _SENT.match(raw)
+        if m is None:
+            return False
+        hour_text, mm, ss, cmd, qid, rcpt, host, ip = m.groups()
+        # No [ip]: relay=local, virtual, a socket -- the full path sorts those out.
+        if not ip or ip[:4] == b"127." or ip == b"::1" or qid in _SLOW_QIDS or b", size=" in raw:
+            return False
+        hour = self.hours.get(hour_text)
+        if hour is None:
+            st = self.clock.parse(raw.decode("utf-8", "replace"))  # keeps the clock's year in stream order
+            if st is None:
+                return False
+            self.t.seen(st.epoch)
+            hour = self.hours[hour_text] = int(st.epoch // 3600)
+        self.last = (hour, mm, ss)
+        family = 6 if b":" in ip else (4 if ip[:1].isdigit() else 0)
+        domain = rcpt.rpartition(b"@")[2].lower()
+        key = (hour, domain, host.lower(), family)
+        self.counts[key] += 1
+        if key[1:] not in self.example:
+            self.example[key[1:]] = raw
+        t = self.t
+        t.delivered += 1
+        q = qid.decode("ascii", "replace")
+        msg = t.open.get(q) or t.message(q, 0.0)
+        if not msg.counted:
+            msg.counted = True
+            t.messages += not msg.continued
+        if msg.pending or msg.events:
+            who = rcpt.decode("utf-8", "replace")
+            msg.pending.pop(who, None)
+            if len(msg.events) < MAX_EVENTS:
+                msg.events.append((hour * 3600.0 + int(mm) * 60 + int(ss), "delivered", who,
+                                   domain.decode("utf-8", "replace"), "delivered"))
+        if not msg.outcome:
+            msg.outcome = "delivered"
+        return True
+
+    def flush(self, classifier: Classifier) -> None:
+        """Judge each (domain, relay, family) once and add the counts to the tally."""
+        from .postfix import record_sent
+
+        for (hour, domain, host, family), n in self.counts.items():
+            line = self.example[(domain, host, family)].decode("utf-8", "replace")
+            record_sent(self.t, classifier, hour * 3600.0, line, domain.decode("utf-8", "replace"),
+                        host.decode("utf-8", "replace").rstrip("."), family, n)
+        if self.last is not None:
+            hour, mm, ss = self.last
+            self.t.seen(hour * 3600.0 + int(mm) * 60 + int(ss))
+        self.counts.clear()
+        self.hours.clear()
