@@ -78,7 +78,6 @@ def _read_one(
     # --since/--until need every line's time: then all lines take the full path.
     fast = SentCounter(postfix.t, clock) if since is None and until is None else None
     close = postfix.t.close
-    junk = 0
     for raw in lines(src, stats, tick):
         if fast is not None and b"status=sent" in raw and fast.feed(raw):
             continue
@@ -90,9 +89,6 @@ def _read_one(
         if not (b"status=" in raw or b"reject" in raw or b"connect to " in raw or b"warning:" in raw
                 or b" => " in raw or b" -> " in raw or b" == " in raw or b" ** " in raw or b"Completed" in raw
                 or b"stat=" in raw or b"DSN: " in raw):
-            continue
-        if b"\0" in raw:
-            junk += 1
             continue
         line = raw.decode("utf-8", "replace").rstrip("\r")
         st = parse(line)
@@ -106,8 +102,6 @@ def _read_one(
             sendmail.feed(st.epoch, st.rest, line)
     if fast is not None:
         fast.flush(postfix.c)
-    if junk:
-        stats.errors.append(f"{src.name}: {junk} line(s) of binary data (not text) skipped")
 
 
 # Every line any reader acts on holds one of these; the rest (pickup, cleanup, qmgr's

@@ -43,7 +43,7 @@ class SentCounter:
         m = _SENT.match(raw)
         if m is None:
             return False
-        hour_text, mm, ss, cmd, qid, rcpt, host, ip = m.groups()
+        hour_text, mm, ss, _cmd, qid, rcpt, host, ip = m.groups()
         # No [ip]: relay=local, virtual, a socket -- the full path sorts those out.
         if not ip or ip[:4] == b"127." or ip == b"::1" or qid in _SLOW_QIDS or b", size=" in raw:
             return False

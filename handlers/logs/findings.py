@@ -11,7 +11,7 @@ from .tally import ProviderStats, Tally
 from .timeparse import iso
 
 # Reasons that mean "this sending IP was refused", as opposed to the mailbox or the message.
-_IP_REFUSALS = frozenset({"blocked", "requireptr", "authfailure", "badreputation", "rejected",
+_IP_REFUSALS = frozenset({"blocked", "requireptr", "authfailure", "badreputation", "rejected", "norelaying",
                           "securityerror", "spamdetected", "policyviolation"})  # fmt: skip
 _JUMP_MIN_ATTEMPTS = 5  # attempts in an hour before its rate means anything
 _JUMP_RATE = 0.3  # share of attempts deferred or bounced that counts as a bad hour
@@ -41,8 +41,8 @@ def build(t: Tally) -> list[Finding]:
 def _ipv6(t: Tally) -> list[Finding]:
     out: list[Finding] = []
     for key, ps in t.providers.items():
-        v4_ok, _v4_bad = ps.family[4]
-        v6_ok, v6_bad = ps.family[6]
+        v4_ok = ps.family[4][0]
+        v6_ok = ps.family[6][0]
         refused = sum(n for r, n in ps.family_reasons[6].items() if r in _IP_REFUSALS)
         v4_refused = sum(n for r, n in ps.family_reasons[4].items() if r in _IP_REFUSALS)
         if refused and v4_ok and refused > v6_ok and v4_refused * 4 < v4_ok:
@@ -69,12 +69,12 @@ def _jumps(t: Tally) -> list[Finding]:
     for hour, rows in t.hours.items():
         for key, row in rows.items():
             by_provider.setdefault(key, []).append((hour, row))
-    for key, rows in by_provider.items():
+    for key, series in by_provider.items():
         if key in ("local", "content-filter", "other"):
             continue
-        rows.sort()
+        series.sort()
         base_n = base_bad = 0
-        for hour, (ok, deferred, bounced, _exp) in rows:
+        for hour, (ok, deferred, bounced, _exp) in series:
             n = ok + deferred + bounced
             bad = deferred + bounced
             if (n >= _JUMP_MIN_ATTEMPTS and bad >= _JUMP_RATE * n and base_n >= _JUMP_MIN_ATTEMPTS

@@ -43,7 +43,7 @@ def _open(path: str) -> BinaryIO:
     if path == "-":
         raw: BinaryIO = sys.stdin.buffer
     else:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        raw = open(path, "rb")
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
@@ -101,14 +101,17 @@ def lines(src: Source, stats: ReadStats, tick: Callable[[int], None] | None = No
         stats.errors.append(f"{src.name}: cannot read ({exc.strerror or exc})")
         return
     raw_file = getattr(fh, "fileobj", fh)
-    long_lines = 0
+    long_lines = junk = 0
     n = 0
     buf = b""
     skipping = False
+    # gzip: read1 hands over what was decompressed so far, so a truncated file still gives
+    # everything before the damage (read() would drop the whole block with the error).
+    read = fh.read1 if isinstance(fh, gzip.GzipFile) else fh.read
     try:
         while True:
             try:
-                chunk = fh.read(_BLOCK)
+                chunk = read(_BLOCK)
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 stats.errors.append(f"{src.name}: the compressed data ends early or is damaged "
                                     f"({_short(exc)}); read up to there")
@@ -132,9 +135,13 @@ def lines(src: Source, stats: ReadStats, tick: Callable[[int], None] | None = No
                 buf = b""
                 skipping = True
             n += len(parts)
+            binary = b"\0" in chunk  # checked per block: text logs never hold NUL
             for part in parts:
                 if len(part) > MAX_LINE:
                     long_lines += 1
+                    continue
+                if binary and b"\0" in part:
+                    junk += 1
                     continue
                 yield part
             if tick is not None:
@@ -150,6 +157,8 @@ def lines(src: Source, stats: ReadStats, tick: Callable[[int], None] | None = No
                 raw_file.close()
     if long_lines:
         stats.errors.append(f"{src.name}: {long_lines} line(s) longer than {MAX_LINE // 1024} KB skipped")
+    if junk:
+        stats.errors.append(f"{src.name}: {junk} line(s) of binary data (not text) skipped")
 
 
 def _position(fh: object) -> int:

@@ -45,7 +45,7 @@ class ProviderStats:
 
 
 class Message:
-    __slots__ = ("qid", "first", "events", "pending", "outcome", "continued", "done", "counted")
+    __slots__ = ("continued", "counted", "done", "events", "first", "outcome", "pending", "qid")
 
     def __init__(self, qid: str, first: float, continued: bool = False) -> None:
         self.qid = qid
