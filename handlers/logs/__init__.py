@@ -86,10 +86,6 @@ def _read_one(
             # decoding or reading the timestamp.
             close(raw[raw.rfind(b" ", 0, len(raw) - 9) + 1 : -9].decode("ascii", "replace"))
             continue
-        if not (b"status=" in raw or b"reject" in raw or b"connect to " in raw or b"warning:" in raw
-                or b" => " in raw or b" -> " in raw or b" == " in raw or b" ** " in raw or b"Completed" in raw
-                or b"stat=" in raw or b"DSN: " in raw):
-            continue
         line = raw.decode("utf-8", "replace").rstrip("\r")
         st = parse(line)
         if st is None:
