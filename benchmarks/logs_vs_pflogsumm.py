@@ -115,8 +115,8 @@ def generate(path: Path, size: int, seed: int = 14, start: float = 1796342400.0)
     return n
 
 
-_PFL = {"delivered": r"^\s+(\d+)\s+delivered", "deferred": r"^\s+(\d+)\s+deferred", "bounced": r"^\s+(\d+)\s+bounced",
-        "rejected": r"^\s+(\d+)\s+rejected"}
+_PFL = {"delivered": r"^\s+(\d+)([km]?)\s+delivered", "deferred": r"^\s+(\d+)([km]?)\s+deferred",
+        "bounced": r"^\s+(\d+)([km]?)\s+bounced", "rejected": r"^\s+(\d+)([km]?)\s+rejected"}
 
 
 def _child_cpu() -> float:
@@ -130,11 +130,26 @@ def pflogsumm_totals(path: Path) -> tuple[dict[str, int], float, float]:
     out = subprocess.run(["/usr/sbin/pflogsumm", "--detail", "0", str(path)], capture_output=True, text=True,
                          check=True).stdout
     took, cpu = time.perf_counter() - t0, _child_cpu() - c0
-    totals = {}
+    return parse_pflogsumm(out), took, cpu
+
+
+def parse_pflogsumm(out: str) -> dict[str, int]:
+    """pflogsumm's Grand Totals. Above 512k it prints "1830k": then the exact figure is
+    the sum of its Per-Day Traffic Summary column (printed for logs of more than a day)."""
+    totals: dict[str, int] = {}
     for key, rx in _PFL.items():
         m = re.search(rx, out, re.M)
-        totals[key] = int(m.group(1)) if m else -1
-    return totals, took, cpu
+        totals[key] = int(m.group(1)) if m and not m.group(2) else -1
+    columns = {"delivered": 1, "bounced": 3, "rejected": 4}
+    rows = re.findall(r"^    [A-Z][a-z]{2} [ \d]\d \d{4}((?:\s+\d+[ km]?){5})$", out, re.M)
+    for key, col in columns.items():
+        if totals[key] < 0 and rows:
+            cells = [r.split() for r in rows]
+            if all(c[col].isdigit() for c in cells):
+                totals[key] = sum(int(c[col]) for c in cells)
+    return totals
+
+
 
 
 def ours(path: Path) -> tuple[dict[str, int], float, float, float]:

@@ -10,10 +10,9 @@ postfix.py, which counts it the same way.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from typing import TYPE_CHECKING
 
-from .tally import MAX_EVENTS, Tally
+from .tally import MAX_EVENTS, SENT_ONLY, Tally
 
 if TYPE_CHECKING:
     from .classify import Classifier
@@ -33,10 +32,12 @@ class SentCounter:
     def __init__(self, tally: Tally, clock: Clock) -> None:
         self.t = tally
         self.clock = clock
-        self.counts: Counter[tuple[int, bytes, bytes, int]] = Counter()
+        self.counts: dict[tuple[int, bytes, bytes, int], int] = {}
         self.example: dict[tuple[bytes, bytes, int], bytes] = {}
         self.hours: dict[bytes, int] = {}
-        self.last: tuple[int, bytes, bytes] | None = None
+        self.last = b""
+        self.delivered = 0
+        self.open = tally.open
 
     def feed(self, raw: bytes) -> bool:
         """Count one line; False when it is not a plain status=sent line (use the full path)."""
@@ -54,28 +55,29 @@ class SentCounter:
                 return False
             self.t.seen(st.epoch)
             hour = self.hours[hour_text] = int(st.epoch // 3600)
-        self.last = (hour, mm, ss)
-        family = 6 if b":" in ip else (4 if ip[:1].isdigit() else 0)
-        domain = rcpt.rpartition(b"@")[2].lower()
-        key = (hour, domain, host.lower(), family)
-        self.counts[key] += 1
-        if key[1:] not in self.example:
-            self.example[key[1:]] = raw
-        t = self.t
-        t.delivered += 1
+        self.last = raw
+        # Case is folded when the counts are judged (flush), not per line.
+        key = (hour, rcpt.rpartition(b"@")[2], host, 6 if b":" in ip else 4)
+        counts = self.counts
+        n = counts.get(key)
+        if n is None:
+            counts[key] = 1
+            self.example.setdefault(key[1:], raw)
+        else:
+            counts[key] = n + 1
+        self.delivered += 1
         q = qid.decode("ascii", "replace")
-        msg = t.open.get(q) or t.message(q, 0.0)
-        if not msg.counted:
-            msg.counted = True
-            t.messages += not msg.continued
-        if msg.pending or msg.events:
-            who = rcpt.decode("utf-8", "replace")
-            msg.pending.pop(who, None)
-            if len(msg.events) < MAX_EVENTS:
-                msg.events.append((hour * 3600.0 + int(mm) * 60 + int(ss), "delivered", who,
-                                   domain.decode("utf-8", "replace"), "delivered"))
-        if not msg.outcome:
-            msg.outcome = "delivered"
+        msg = self.open.get(q)
+        if msg is None or msg is SENT_ONLY:
+            self.t.sent_only(q)
+            return True
+        # A message with a history (an earlier deferral): its timeline gets this delivery.
+        self.t.sent_only(q)
+        who = rcpt.decode("utf-8", "replace")
+        msg.pending.pop(who, None)
+        if len(msg.events) < MAX_EVENTS:
+            msg.events.append((hour * 3600.0 + int(mm) * 60 + int(ss), "delivered", who,
+                               who.rpartition("@")[2].lower(), "delivered"))
         return True
 
     def flush(self, classifier: Classifier) -> None:
@@ -84,10 +86,14 @@ class SentCounter:
 
         for (hour, domain, host, family), n in self.counts.items():
             line = self.example[(domain, host, family)].decode("utf-8", "replace")
-            record_sent(self.t, classifier, hour * 3600.0, line, domain.decode("utf-8", "replace"),
-                        host.decode("utf-8", "replace").rstrip("."), family, n)
-        if self.last is not None:
-            hour, mm, ss = self.last
-            self.t.seen(hour * 3600.0 + int(mm) * 60 + int(ss))
+            record_sent(self.t, classifier, hour * 3600.0, line, domain.decode("utf-8", "replace").lower(),
+                        host.decode("utf-8", "replace").lower().rstrip("."), family, n)
+        if self.last:
+            m = _SENT.match(self.last)
+            last_hour = self.hours.get(m.group(1)) if m else None
+            if m is not None and last_hour is not None:
+                self.t.seen(last_hour * 3600.0 + int(m.group(2)) * 60 + int(m.group(3)))
+        self.t.delivered += self.delivered
+        self.delivered = 0
         self.counts.clear()
         self.hours.clear()

@@ -58,6 +58,8 @@ class Message:
         self.counted = False  # had a delivery attempt: counted in `messages`
 
 
+# The open-table entry of a message whose only history is fast-path deliveries.
+SENT_ONLY = Message("", 0.0)
 _RANK = {"": 0, "delivered": 1, "deferred": 2, "bounced": 3, "expired": 4}
 
 
@@ -101,10 +103,28 @@ class Tally:
         msg = self.open.get(qid)
         if msg is None:
             if len(self.open) >= MAX_OPEN:
-                oldest = next(iter(self.open))
-                self.close(oldest)
+                self.close(next(iter(self.open)))
             msg = self.open[qid] = Message(qid, epoch, continued)
+        elif msg is SENT_ONLY:
+            msg = self.open[qid] = Message(qid, epoch)
+            msg.counted, msg.outcome = True, "delivered"
         return msg
+
+    def sent_only(self, qid: str) -> None:
+        """A delivery seen on the fast path for a message with no other history: no
+        per-message object until something else happens to it."""
+        msg = self.open.get(qid)
+        if msg is None:
+            if len(self.open) >= MAX_OPEN:
+                self.close(next(iter(self.open)))
+            self.open[qid] = SENT_ONLY
+            self.messages += 1
+        elif msg is not SENT_ONLY:
+            if not msg.counted:
+                msg.counted = True
+                self.messages += not msg.continued
+            if not msg.outcome:
+                msg.outcome = "delivered"
 
     def handed_to_filter(self, qid: str, new_qid: str, epoch: float) -> None:
         old = self.open.get(qid)
@@ -116,6 +136,9 @@ class Tally:
 
     def close(self, qid: str) -> None:
         msg = self.open.pop(qid, None)
+        if msg is SENT_ONLY:
+            self.message_outcomes["delivered"] += 1
+            return
         if msg is None or msg.done or not msg.counted:
             return
         outcome = msg.outcome
