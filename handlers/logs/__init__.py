@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .classify import Classifier
-from .fastpath import SentCounter
 from .findings import build
 from .othermta import EximReader, SendmailReader
 from .postfix import PostfixReader
-from .reader import ReadStats, Source, describe, lines
+from .reader import ReadStats, describe
 from .report import LogsReport, mask
+from .scan import read_source
 from .tally import Tally
-from .timeparse import Clock, parse_when
+from .timeparse import parse_when
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
@@ -47,7 +47,7 @@ def analyse_logs(
             def tick(pos: int, base: int = base) -> None:
                 progress(base + pos, total)
 
-        _read_one(src, stats, tick, readers, exim, since, until)
+        read_source(src, stats, tick, (*readers, exim), since, until)
         done += src.size
         if progress is not None:
             progress(done, total)
@@ -63,43 +63,4 @@ def analyse_logs(
     return report
 
 
-def _read_one(
-    src: Source,
-    stats: ReadStats,
-    tick: Callable[[int], None] | None,
-    readers: tuple[PostfixReader, SendmailReader],
-    exim: EximReader,
-    since: float | None,
-    until: float | None,
-) -> None:
-    clock = Clock(src.ref)
-    parse = clock.parse
-    postfix, sendmail = readers
-    # --since/--until need every line's time: then all lines take the full path.
-    fast = SentCounter(postfix.t, clock) if since is None and until is None else None
-    close = postfix.t.close
-    for raw in lines(src, stats, tick):
-        if fast is not None and b"status=sent" in raw and fast.feed(raw):
-            continue
-        if raw.endswith(b": removed"):
-            # qmgr's last word on a message (a quarter of a Postfix log): handled without
-            # decoding or reading the timestamp.
-            close(raw[raw.rfind(b" ", 0, len(raw) - 9) + 1 : -9].decode("ascii", "replace"))
-            continue
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        st = parse(line)
-        if st is None:
-            continue
-        if (since is not None and st.epoch < since) or (until is not None and st.epoch > until):
-            continue
-        if st.exim:
-            exim.feed(st.epoch, st.rest, line)
-        elif not postfix.feed(st.epoch, st.rest, line):
-            sendmail.feed(st.epoch, st.rest, line)
-    if fast is not None:
-        fast.flush(postfix.c)
-
-
-# Every line any reader acts on holds one of these; the rest (pickup, cleanup, qmgr's
-# "queue active", smtpd connect/disconnect ...) is skipped before it is decoded.
 __all__ = ["LogsReport", "analyse_logs", "mask", "parse_when"]

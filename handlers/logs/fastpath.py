@@ -35,34 +35,45 @@ class SentCounter:
         self.counts: dict[tuple[int, bytes, bytes, int], int] = {}
         self.example: dict[tuple[bytes, bytes, int], bytes] = {}
         self.hours: dict[bytes, int] = {}
-        self.last = b""
+        self.last: re.Match[bytes] | None = None
         self.delivered = 0
         self.open = tally.open
 
-    def feed(self, raw: bytes) -> bool:
-        """Count one line; False when it is not a plain status=sent line (use the full path)."""
-        m = _SENT.match(raw)
+    def eligible(self, block: bytes, start: int, eol: int) -> re.Match[bytes] | None:
+        """The match of the line at ``start`` when it is a plain status=sent line."""
+        m = _SENT.match(block, start, eol)
         if m is None:
-            return False
-        hour_text, mm, ss, _cmd, qid, rcpt, host, ip = m.groups()
+            return None
+        ip = m.group(8)
         # No [ip]: relay=local, virtual, a socket -- the full path sorts those out.
-        if not ip or ip[:4] == b"127." or ip == b"::1" or qid in _SLOW_QIDS or b", size=" in raw:
-            return False
+        if not ip or ip[:4] == b"127." or ip == b"::1" or m.group(5) in _SLOW_QIDS:
+            return None
+        if block.find(b", size=", m.end(), eol) >= 0:
+            return None  # pflogsumm would take it for a message's size line
+        return m
+
+    def count(self, m: re.Match[bytes]) -> bool:
+        """Count one eligible line; False when its time cannot be read (use the full path)."""
+        hour_text, mm, ss, _cmd, qid, rcpt, host, ip = m.groups()
         hour = self.hours.get(hour_text)
         if hour is None:
-            st = self.clock.parse(raw.decode("utf-8", "replace"))  # keeps the clock's year in stream order
+            block = m.string
+            line = block[m.start() : block.find(b"\n", m.start())]
+            st = self.clock.parse(line.decode("utf-8", "replace"))  # keeps the clock's year in stream order
             if st is None:
                 return False
             self.t.seen(st.epoch)
             hour = self.hours[hour_text] = int(st.epoch // 3600)
-        self.last = raw
+        self.last = m
         # Case is folded when the counts are judged (flush), not per line.
         key = (hour, rcpt.rpartition(b"@")[2], host, 6 if b":" in ip else 4)
         counts = self.counts
         n = counts.get(key)
         if n is None:
             counts[key] = 1
-            self.example.setdefault(key[1:], raw)
+            if key[1:] not in self.example:
+                block = m.string
+                self.example[key[1:]] = block[m.start() : block.find(b"\n", m.start())]
         else:
             counts[key] = n + 1
         self.delivered += 1
@@ -88,11 +99,12 @@ class SentCounter:
             line = self.example[(domain, host, family)].decode("utf-8", "replace")
             record_sent(self.t, classifier, hour * 3600.0, line, domain.decode("utf-8", "replace").lower(),
                         host.decode("utf-8", "replace").lower().rstrip("."), family, n)
-        if self.last:
-            m = _SENT.match(self.last)
-            last_hour = self.hours.get(m.group(1)) if m else None
-            if m is not None and last_hour is not None:
+        if self.last is not None:
+            m = self.last
+            last_hour = self.hours.get(m.group(1))
+            if last_hour is not None:
                 self.t.seen(last_hour * 3600.0 + int(m.group(2)) * 60 + int(m.group(3)))
+            self.last = None
         self.t.delivered += self.delivered
         self.delivered = 0
         self.counts.clear()

@@ -35,7 +35,8 @@ class Source:
 @dataclass
 class ReadStats:
     lines: int = 0
-    bytes_done: int = 0
+    long_lines: int = 0
+    junk: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -89,63 +90,9 @@ def _first_time(src: Source) -> float | None:
     return None
 
 
-# The markers of every line a reader acts on (Postfix, Exim, Sendmail). A block is
-# searched for each with bytes.find (C speed); the other lines -- pickup, cleanup, qmgr's
-# "queue active", smtpd connect/disconnect, about half of a Postfix log -- are never
-# looked at one by one.
-_MARKS = (b"status=", b": removed\n", b"reject", b"connect to ", b"warning:", b" => ", b" -> ", b" == ",
-          b" ** ", b" Completed", b"stat=", b"DSN: ")
-
-
-def lines(src: Source, stats: ReadStats, tick: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    """The lines of one source that hold a marker, in order, as bytes without the newline
-    (decoding is left to the caller); every line is counted in ``stats.lines``. Problems
-    go to ``stats.errors`` (one line each).
-
-    Read in 1 MB blocks: much faster than a readline per line, and a line longer than
-    MAX_LINE is dropped while it is read, so it never fills memory."""
-    long_lines = junk = 0
-    for block in _blocks(src, stats, tick):
-        if len(block) > MAX_LINE and block.count(b"\n") == 0:
-            long_lines += 1
-            continue
-        stats.lines += block.count(b"\n")
-        binary = b"\0" in block  # checked per block: text logs never hold NUL
-        if binary:
-            junk += sum(1 for part in block.split(b"\n") if b"\0" in part)
-        for start in _starts(block):
-            end = block.find(b"\n", start)
-            if end - start > MAX_LINE:
-                long_lines += 1
-                continue
-            raw = block[start:end]
-            if binary and b"\0" in raw:
-                continue
-            yield raw
-    if long_lines:
-        stats.errors.append(f"{src.name}: {long_lines} line(s) longer than {MAX_LINE // 1024} KB skipped")
-    if junk:
-        stats.errors.append(f"{src.name}: {junk} line(s) of binary data (not text) skipped")
-
-
-def _starts(block: bytes) -> list[int]:
-    """Start offsets of the lines of ``block`` (which ends with a newline) holding a marker."""
-    starts: set[int] = set()
-    find, rfind = block.find, block.rfind
-    for mark in _MARKS:
-        i = find(mark)
-        while i >= 0:
-            starts.add(rfind(b"\n", 0, i) + 1)
-            i = find(b"\n", i)
-            if i < 0:
-                break
-            i = find(mark, i)
-    return sorted(starts)
-
-
-def _blocks(src: Source, stats: ReadStats, tick: Callable[[int], None] | None) -> Iterator[bytes]:
+def blocks(src: Source, stats: ReadStats, tick: Callable[[int], None] | None) -> Iterator[bytes]:
     """~1 MB blocks of whole lines, each ending with a newline. A line longer than MAX_LINE
-    that spans blocks is dropped while it is read (yielded as one newline-less marker)."""
+    that spans blocks is dropped while it is read (counted in ``stats.long_lines``)."""
     try:
         fh = _open(src.path)
     except OSError as exc:
@@ -183,7 +130,7 @@ def _blocks(src: Source, stats: ReadStats, tick: Callable[[int], None] | None) -
             if cut:
                 yield data[:cut]
             if len(buf) > MAX_LINE:
-                yield b"-" * (MAX_LINE + 1)  # the long-line marker: no newline, counted by lines()
+                stats.long_lines += 1
                 buf = b""
                 skipping = True
             if tick is not None:
