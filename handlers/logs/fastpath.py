@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _SENT = re.compile(
     rb"([A-Z][a-z]{2} {1,2}\d{1,2} \d\d):(\d\d):(\d\d) \S+ postfix(?:/(?:smtps|submission))?/"
     rb"(?!(?:cleanup|smtpd|postscreen|master)\[)([^\[:]*)\[\d+\]: "
-    rb"([^:\s]+): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?relay=([^,\[]+)(?:\[([^\]]*)\])?(?::\d+)?, "
+    rb"([^:\s]+): to=<((?:[^>@]*@)?([^>]*))>, (?:orig_to=<[^>]*>, )?relay=([^,\[]+)(?:\[([^\]]*)\])?(?::\d+)?, "
     rb"(?:conn_use=[^,]+, )?delay=[^,]+, (?:delays=[^,]+, )?(?:dsn=[^,]+, )?status=sent \("
 )
 _SLOW_QIDS = frozenset({b"warning", b"fatal", b"panic", b"reject", b"reject_warning", b"hold", b"discard"})
@@ -44,7 +44,7 @@ class SentCounter:
         m = _SENT.match(block, start, eol)
         if m is None:
             return None
-        ip = m.group(8)
+        ip = m.group(9)
         # No [ip]: relay=local, virtual, a socket -- the full path sorts those out.
         if not ip or ip[:4] == b"127." or ip == b"::1" or m.group(5) in _SLOW_QIDS:
             return None
@@ -54,7 +54,7 @@ class SentCounter:
 
     def count(self, m: re.Match[bytes]) -> bool:
         """Count one eligible line; False when its time cannot be read (use the full path)."""
-        hour_text, mm, ss, _cmd, qid, rcpt, host, ip = m.groups()
+        hour_text, mm, ss, _cmd, qid, rcpt, domain, host, ip = m.groups()
         hour = self.hours.get(hour_text)
         if hour is None:
             block = m.string
@@ -66,7 +66,7 @@ class SentCounter:
             hour = self.hours[hour_text] = int(st.epoch // 3600)
         self.last = m
         # Case is folded when the counts are judged (flush), not per line.
-        key = (hour, rcpt.rpartition(b"@")[2], host, 6 if b":" in ip else 4)
+        key = (hour, domain, host, 6 if b":" in ip else 4)
         counts = self.counts
         n = counts.get(key)
         if n is None:
@@ -79,7 +79,9 @@ class SentCounter:
         self.delivered += 1
         q = qid.decode("ascii", "replace")
         msg = self.open.get(q)
-        if msg is None or msg is SENT_ONLY:
+        if msg is SENT_ONLY:
+            return True
+        if msg is None:
             self.t.sent_only(q)
             return True
         # A message with a history (an earlier deferral): its timeline gets this delivery.
