@@ -310,3 +310,32 @@ def test_a_file_that_is_not_a_mail_log_says_so(tmp_path: Path) -> None:
     p = cli(str(tmp_path / "x.bin"))
     assert b"Traceback" not in p.stderr
     assert b"No mail log lines" in p.stdout
+
+
+def test_lines_counts_every_line_of_every_file(tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    generate(log, 1 << 20, seed=3)
+    expected = log.read_bytes().count(b"\n") + CAPTURE.read_bytes().count(b"\n")
+    assert summary(log, CAPTURE)["lines"] == expected
+
+
+def test_open_messages_are_capped_so_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from handlers.logs import tally
+
+    monkeypatch.setattr(tally, "MAX_OPEN", 50)
+    log = tmp_path / "mail.log"
+    # 500 messages whose "removed" line is missing (a cut log): the oldest are closed as the table fills.
+    log.write_text("".join(
+        f"Dec  4 10:{i // 60:02d}:{i % 60:02d} mta postfix/smtp[9]: 7{i:09d}: to=<u{i}@gmail.com>, "
+        f"relay=gmail-smtp-in.l.google.com[142.250.4.27]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, "
+        f"status=sent (250 2.0.0 OK  1733302802 a1si2 - gsmtp)\n"
+        for i in range(500)
+    ))
+    t = tally.Tally()
+    peak = 0
+    for i in range(500):
+        t.message(f"Q{i}", 0.0)
+        peak = max(peak, len(t.open))
+    assert peak == 50
+    data = summary(log)
+    assert data["messages"] == 500 and data["message_outcomes"] == {"delivered": 500}
