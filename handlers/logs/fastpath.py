@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from .reader import MAX_LINE
 from .tally import MAX_EVENTS, SENT_ONLY, Tally
 
 if TYPE_CHECKING:
@@ -39,17 +40,19 @@ class SentCounter:
         self.delivered = 0
         self.open = tally.open
 
-    def eligible(self, block: bytes, start: int, eol: int) -> re.Match[bytes] | None:
-        """The match of the line at ``start`` when it is a plain status=sent line."""
-        m = _SENT.match(block, start, eol)
+    def eligible(self, block: bytes, start: int, stop: int) -> re.Match[bytes] | None:
+        """The match of the line at ``start`` when it is a plain status=sent line whose
+        ``status=sent (`` ends at ``stop``."""
+        m = _SENT.match(block, start, stop)
         if m is None:
             return None
         ip = m.group(9)
         # No [ip]: relay=local, virtual, a socket -- the full path sorts those out.
         if not ip or ip[:4] == b"127." or ip == b"::1" or m.group(5) in _SLOW_QIDS:
             return None
-        if block.find(b", size=", m.end(), eol) >= 0:
-            return None  # pflogsumm would take it for a message's size line
+        eol = block.find(b"\n", stop)
+        if block.find(b", size=", stop, eol) >= 0 or eol - start > MAX_LINE:
+            return None  # pflogsumm would take it for a message's size line; or too long
         return m
 
     def count(self, m: re.Match[bytes]) -> bool:

@@ -19,10 +19,12 @@ from .postfix import PostfixReader
 from .reader import MAX_LINE, ReadStats, Source, blocks
 from .timeparse import Clock
 
-# Markers of the full-path lines besides "status=" (Postfix rejects, smtp connection and
-# TLS messages, Exim's flags and rejects, Sendmail's stat=/reject=/DSN).
-_MARKS = (b"reject", b"connect to ", b"warning:", b" => ", b" -> ", b" == ", b" ** ", b" Completed",
-          b"stat=", b"DSN: ")
+# Markers of the full-path lines besides "status=sent (" (Postfix deferrals, bounces,
+# expiries and rejects, smtp connection and TLS messages, Exim's flags and rejects,
+# Sendmail's stat=/reject=/DSN). Other Postfix status words (address verification's
+# deliverable/undeliverable, SOFTBOUNCE) are no delivery outcome, here or in pflogsumm.
+_MARKS = (b"status=deferred", b"status=bounced", b"status=expired", b"reject", b"connect to ", b"warning:",
+          b" => ", b" -> ", b" == ", b" ** ", b" Completed", b"stat=", b"DSN: ")
 
 
 def read_source(
@@ -85,18 +87,16 @@ def _scan(block: bytes, fast: SentCounter | None, binary: bool) -> tuple[list[re
     find, rfind = block.find, block.rfind
     hits: list[re.Match[bytes]] = []
     starts: set[int] = set()
-    i = find(b"status=")
+    eligible = fast.eligible if fast is not None and not binary else None
+    i = find(b"status=sent (")
     while i >= 0:
         start = rfind(b"\n", 0, i) + 1
-        eol = find(b"\n", i)
-        m = fast.eligible(block, start, eol) if fast is not None and block.startswith(b"sent ", i + 7) else None
-        if m is not None and eol - start <= MAX_LINE and not (binary and b"\0" in block[start:eol]):
+        m = eligible(block, start, i + 13) if eligible is not None else None
+        if m is not None:
             hits.append(m)
         else:
             starts.add(start)
-        if eol < 0:
-            break
-        i = find(b"status=", eol)
+        i = find(b"status=sent (", i + 13)
     for mark in _MARKS:
         i = find(mark)
         while i >= 0:
