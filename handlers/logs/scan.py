@@ -19,12 +19,11 @@ from .postfix import PostfixReader
 from .reader import MAX_LINE, ReadStats, Source, blocks
 from .timeparse import Clock
 
-# Markers of the full-path lines besides "status=sent (" (Postfix deferrals, bounces,
-# expiries and rejects, smtp connection and TLS messages, Exim's flags and rejects,
-# Sendmail's stat=/reject=/DSN). Other Postfix status words (address verification's
-# deliverable/undeliverable, SOFTBOUNCE) are no delivery outcome, here or in pflogsumm.
-_MARKS = (b"status=deferred", b"status=bounced", b"status=expired", b"reject", b"connect to ", b"warning:",
-          b" => ", b" -> ", b" == ", b" ** ", b" Completed", b"stat=", b"DSN: ")
+# Markers of the full-path lines besides "status=" (rejects, smtp connection and TLS
+# messages; Exim's flags; Sendmail's stat= and DSN lines; their rejects say "reject").
+_POSTFIX_MARKS: tuple[bytes, ...] = (b"reject", b"connect to ", b"warning:")
+_EXIM_MARKS = (b" => ", b" -> ", b" == ", b" ** ", b" Completed")
+_SENDMAIL_MARKS = (b"stat=", b"DSN: ")
 
 
 def read_source(
@@ -88,16 +87,24 @@ def _scan(block: bytes, fast: SentCounter | None, binary: bool) -> tuple[list[re
     hits: list[re.Match[bytes]] = []
     starts: set[int] = set()
     eligible = fast.eligible if fast is not None and not binary else None
-    i = find(b"status=sent (")
+    i = find(b"status=")
     while i >= 0:
         start = rfind(b"\n", 0, i) + 1
-        m = eligible(block, start, i + 13) if eligible is not None else None
+        m = None
+        if eligible is not None and block.startswith(b"sent (", i + 7):
+            m = eligible(block, start, i + 13)
         if m is not None:
             hits.append(m)
         else:
             starts.add(start)
-        i = find(b"status=sent (", i + 13)
-    for mark in _MARKS:
+        i = find(b"status=", i + 13)
+    # Each marker costs a pass over the block: only the MTAs this block can hold are looked for.
+    marks = _POSTFIX_MARKS
+    if block[10:11] == b" " and block[:4].isdigit():
+        marks += _EXIM_MARKS  # an Exim main log: "YYYY-MM-DD HH:MM:SS ..." with no syslog header
+    if b"sm-mta[" in block or b"sendmail[" in block or b"sm-msp-queue[" in block:
+        marks += _SENDMAIL_MARKS
+    for mark in marks:
         i = find(mark)
         while i >= 0:
             starts.add(rfind(b"\n", 0, i) + 1)
