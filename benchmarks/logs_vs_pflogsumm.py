@@ -88,7 +88,7 @@ def generate(path: Path, size: int, seed: int = 14, start: float = 1796342400.0)
                 ip = ip6 if ip6 and rnd.random() < 0.3 else ip4
                 relay = f"{host}[{ip}]:25"
                 r = rnd.random()
-                rate_limited = dom == "gmail.com" and hour % 24 in (13, 14) and r < 0.5
+                rate_limited = dom == "gmail.com" and hour % 24 in (3, 4) and r < 0.5
                 if ip6 and ip == ip6 and r < 0.7:
                     out.append(f"{ts} mta postfix/smtp[{pid + 3}]: {qid}: to=<{rcpt}>, relay={relay}, delay=1.2, delays=0.1/0/0.5/0.6, dsn=5.7.1, status=bounced ({_V6_REFUSAL.format(ip=ip)})\n")
                 elif rate_limited or (dom in _DEFER and r < 0.08):

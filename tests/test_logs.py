@@ -171,7 +171,7 @@ def test_sender_side_problems_tls_dns_and_timeouts_to_one_mx() -> None:
     assert "2001:db8:1302:3134::25" in ips  # what Gmail saw: `mailcheck ip` can follow it
 
 
-def _rate_limit_day(path: Path) -> None:
+def _rate_limit_day(path: Path, dead_addresses: bool = False) -> None:
     lines = []
     n = 0
     for hour in range(8, 13):
@@ -180,7 +180,11 @@ def _rate_limit_day(path: Path) -> None:
             qid = f"6{hour:02d}{i:02d}ABCDE"
             ts = f"Dec  4 {hour:02d}:{i * 2:02d}:00"
             limited = hour >= 11 and i % 2 == 0
-            if limited:
+            if dead_addresses and i % 10 < 3:  # 30% of every hour: addresses that no longer exist
+                status = ("dsn=5.1.1, status=bounced (host gmail-smtp-in.l.google.com[142.250.4.27] said: 550-5.1.1 "
+                          "The email account that you tried to reach does not exist. a1si3 - gsmtp (in reply to RCPT TO "
+                          "command))")
+            elif limited:
                 status = ("dsn=4.7.28, status=deferred (host gmail-smtp-in.l.google.com[142.250.4.27] said: 421-4.7.28 "
                           "Gmail has detected an unusual rate of unsolicited mail. To protect our users from spam, mail "
                           "has been temporarily rate limited. 421 4.7.28  https://support.google.com/mail/?p="
@@ -204,6 +208,13 @@ def test_a_provider_that_starts_rate_limiting_is_called_out_with_when(tmp_path: 
     assert "11:00" in jump["title"]
     hours = [h["hour"][11:13] for h in data["hours"]]
     assert hours == ["08", "09", "10", "11", "12"]
+
+
+def test_a_steady_share_of_dead_addresses_does_not_hide_the_start_of_rate_limiting(tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    _rate_limit_day(log, dead_addresses=True)
+    jump = next(f for f in summary(log)["findings"] if f["code"] == "logs.rate_jump")
+    assert jump["evidence"]["when"].endswith("T11:00:00") and jump["evidence"]["value"] == "0%"
 
 
 # -- formats, rotation, time --------------------------------------------------------------

@@ -14,7 +14,7 @@ from .timeparse import iso
 _IP_REFUSALS = frozenset({"blocked", "requireptr", "authfailure", "badreputation", "rejected", "norelaying",
                           "securityerror", "spamdetected", "policyviolation"})  # fmt: skip
 _JUMP_MIN_ATTEMPTS = 5  # attempts in an hour before its rate means anything
-_JUMP_RATE = 0.3  # share of attempts deferred or bounced that counts as a bad hour
+_JUMP_RATE = 0.2  # share of attempts deferred (or bounced) that counts as a bad hour
 
 
 def _f(code: str, severity: Severity, evidence: dict[str, Any], remediation: list[str] | None = None) -> Finding:
@@ -64,6 +64,10 @@ def _v6_sender(ps: ProviderStats) -> str:
 
 
 def _jumps(t: Tally) -> list[Finding]:
+    """A provider whose deferral rate or bounce rate jumps: the first hour with enough
+    attempts where that rate is at least _JUMP_RATE and at least twice its rate before.
+    Deferrals and bounces are judged apart, so a steady share of bounces (dead addresses)
+    does not hide a provider that starts rate limiting."""
     out: list[Finding] = []
     by_provider: dict[str, list[tuple[int, list[int]]]] = {}
     for hour, rows in t.hours.items():
@@ -73,22 +77,31 @@ def _jumps(t: Tally) -> list[Finding]:
         if key in ("local", "content-filter", "other"):
             continue
         series.sort()
-        base_n = base_bad = 0
-        for hour, (ok, deferred, bounced, _exp) in series:
-            n = ok + deferred + bounced
-            bad = deferred + bounced
-            if (n >= _JUMP_MIN_ATTEMPTS and bad >= _JUMP_RATE * n and base_n >= _JUMP_MIN_ATTEMPTS
-                    and base_bad * n * 2 <= bad * base_n):
-                reasons = t.hour_reasons.get((hour, key))
-                reason = reasons.most_common(1)[0][0] if reasons else ""
-                out.append(_f("logs.rate_jump", "warning", {
-                    "provider": key, "when": iso(hour * 3600.0), "rate": f"{100 * bad // n}%",
-                    "value": f"{100 * base_bad // base_n}%", "reason": reason, "count": bad,
-                }, _remediation_for(t.providers.get(key), reason)))
-                break
-            base_n += n
-            base_bad += bad
+        found = [j for j in (_first_jump(series, 1), _first_jump(series, 2)) if j is not None]
+        if not found:
+            continue
+        hour, rate, before, bad = min(found)
+        reasons = t.hour_reasons.get((hour, key))
+        reason = reasons.most_common(1)[0][0] if reasons else ""
+        out.append(_f("logs.rate_jump", "warning", {
+            "provider": key, "when": iso(hour * 3600.0), "rate": f"{rate}%", "value": f"{before}%",
+            "reason": reason, "count": bad,
+        }, _remediation_for(t.providers.get(key), reason)))
     return out
+
+
+def _first_jump(series: list[tuple[int, list[int]]], col: int) -> tuple[int, int, int, int] | None:
+    """(hour, rate %, rate % before, count) of the first jump in column ``col`` (1 deferred, 2 bounced)."""
+    base_n = base_bad = 0
+    for hour, row in series:
+        n = row[0] + row[1] + row[2]
+        bad = row[col]
+        if (n >= _JUMP_MIN_ATTEMPTS and bad >= _JUMP_RATE * n and base_n >= _JUMP_MIN_ATTEMPTS
+                and base_bad * n * 2 <= bad * base_n):
+            return hour, 100 * bad // n, 100 * base_bad // base_n, bad
+        base_n += n
+        base_bad += bad
+    return None
 
 
 def _remediation_for(ps: ProviderStats | None, reason: str) -> list[str]:
