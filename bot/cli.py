@@ -85,11 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", default="-")
     p.add_argument("--offline", action="store_true", help="no live DNS checks (authentication headers only)")
 
+    from bot.cli_logs import add_logs_command
     from bot.cli_reports import add_reports_command
     from bot.cli_store import add_store_commands
     from bot.serve import add_serve_command
 
     add_reports_command(subs, common)
+    add_logs_command(subs, common)
     add_store_commands(subs, common)
     add_serve_command(subs, common)
     return parser
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_verbatim_values(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:
-        return _fail("a command is needed: domain, ip, spf, bounce, message, reports, watch, digest or serve "
+        return _fail("a command is needed: domain, ip, spf, bounce, message, reports, logs, watch, digest or serve "
                      "(mailcheck --help lists them)")
     # Merge options given after the subcommand.
     args.nameservers = (args.nameserver or []) + (getattr(args, "nameserver_sub", None) or [])
@@ -128,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_store_command(args)
     if args.command == "serve":
         return int(args.run(args))
+    if args.command == "logs":
+        from bot.cli_logs import run_logs
+
+        return run_logs(args)
     handler = COMMANDS[args.command]
     try:
         report = asyncio.run(handler(args))

@@ -45,6 +45,7 @@ PLACEHOLDER_KEYS: frozenset[str] = frozenset(
         # receiver reports: pass rate, message/session counts, why a source failed (each language)
         "rate", "messages", "failed", "sessions", "period", "reporters", "sources", "provider",
         "result_type", "selectors", "why", "why_ja",
+        "when", "reason",  # a whole log's per-provider findings (logs.*)
     }
 )  # fmt: skip
 

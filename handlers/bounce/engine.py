@@ -460,3 +460,14 @@ def _engine(kb: BounceKnowledge) -> _Engine:
     if eng is None:
         eng = _ENGINES[id(kb)] = _Engine(kb)
     return eng
+
+
+def classify_log_line(line: str, lang: str = "en") -> BounceRecord | None:
+    """One MTA log delivery line -> its BounceRecord (provider, reason, remediation), or None.
+
+    The log reader (handlers/logs) calls this once per distinct reply, so a whole log is
+    judged by the same rules as a pasted line."""
+    kb = load()
+    engine = _engine(kb)
+    facts = engine.ex.from_logs(line)
+    return engine.finish(facts[0], lang) if facts else None
