@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import math
 import time
@@ -208,10 +207,10 @@ async def _watches(rt: Runtime, client: Any, cmd: Command, team: str, channel: s
 
 async def _digest(rt: Runtime, client: Any, cmd: Command, team: str, channel: str | None, user: str,
                   lang: str) -> str:
-    mod = _optional("bot.digest")
-    run_now = getattr(mod, "run_now", None) if mod is not None else None
+    from bot import digest as mod
+
     store = await rt.store()
-    if run_now is None or store is None or not channel:
+    if store is None or not channel:
         return text(lang, "digest_missing")
     watches = await store.list_watches(team_id=team, channel_id=channel)
     if not watches:
@@ -221,8 +220,8 @@ async def _digest(rt: Runtime, client: Any, cmd: Command, team: str, channel: st
         try:
             # The audits run in the check thread's loop, like every other check.
             runner = rt.check_loop.run if rt.check_loop is not None else None
-            await run_now(store, team, channel, post=_poster(client, mod), resolver=rt.resolver(),
-                          audit_runner=runner)
+            await mod.run_now(store, team, channel, post=_poster(client, mod), resolver=rt.resolver(),
+                              audit_runner=runner)
         except Exception:
             rt.metrics.errors.labels("digest").inc()
             log.exception("digest now failed")
@@ -243,7 +242,7 @@ def _poster(client: Any, digest_mod: Any) -> Callable[[str, str, dict[str, Any]]
                                                  unfurl_media=False)
         except SlackApiError as exc:
             err = str(exc.response.get("error", "error")) if exc.response is not None else "error"
-            final = err in getattr(digest_mod, "_FINAL_ERRORS", set())
+            final = err in digest_mod._FINAL_ERRORS
             raise digest_mod.DigestPostError(f"chat.postMessage failed: {err}", final=final) from None
         ts = resp.get("ts")
         return str(ts) if ts else None
@@ -258,13 +257,6 @@ def _local_time(when: Any, tz: str) -> str:
         return str(when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z"))
     except Exception:
         return str(when)
-
-
-def _optional(module: str) -> Any | None:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
 
 
 async def _reports(rt: Runtime, client: Any, cmd: Command, team: str, channel: str | None, user: str,

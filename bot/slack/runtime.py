@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-import re
 import secrets
 import sys
 import threading
@@ -41,20 +40,6 @@ log = logging.getLogger("mailcheck.slack")
 LANG_TTL = 3600.0
 SETTINGS_TTL = 300.0  # other replicas see a changed setting within this
 ACK_PRIORITY_WAIT = 1.0  # seconds background work may wait for in-flight acks
-_HEADER_LINE = re.compile(
-    r"^(received|authentication-results|arc-authentication-results|dkim-signature|return-path|message-id|"
-    r"from|to|subject|date|list-unsubscribe|mime-version|content-type|received-spf|x-mailer|reply-to)"
-    r"[ \t]*:",
-    re.IGNORECASE | re.MULTILINE,
-)
-# Used only while handlers.bounce has no looks_like_bounce (it is being written concurrently).
-_BOUNCE_HINT = re.compile(
-    r"(diagnostic-code:|final-recipient:|status=(bounced|deferred|sent)\b|\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|"
-    r"mail delivery (sub)?system|undeliver(able|ed) mail|delivery status notification|"
-    r"returned mail|message not delivered|\bmailer-daemon\b)",
-    re.IGNORECASE,
-)
-
 
 class CheckTimeout(Exception):
     pass
@@ -187,10 +172,8 @@ class ReportCache:
 
 
 def looks_like_bounce(text: str) -> bool:
-    try:
-        from handlers.bounce import looks_like_bounce as engine_detect
-    except ImportError:
-        return bool(_BOUNCE_HINT.search(text[:200_000]))
+    from handlers.bounce import looks_like_bounce as engine_detect
+
     try:
         return bool(engine_detect(text))
     except Exception:  # detection must never break the listener
@@ -199,21 +182,14 @@ def looks_like_bounce(text: str) -> bool:
 
 
 def looks_like_headers(text: str) -> bool:
-    """Pasted message headers: the message engine's detector, else several header fields."""
+    """Pasted message headers (the message engine's detector)."""
+    from handlers.message import looks_like_message
+
     try:
-        from handlers.message import looks_like_message
-    except ImportError:
-        pass
-    else:
-        try:
-            return bool(looks_like_message(text))
-        except Exception:
-            log.exception("looks_like_message failed")
-            return False
-    names = {m.group(1).lower() for m in _HEADER_LINE.finditer(text[:200_000])}
-    strong = names & {"received", "authentication-results", "arc-authentication-results", "dkim-signature",
-                      "return-path", "received-spf"}
-    return len(names) >= 3 and bool(strong)
+        return bool(looks_like_message(text))
+    except Exception:  # detection must never break the listener
+        log.exception("looks_like_message failed")
+        return False
 
 
 def classify(text: str) -> str | None:
