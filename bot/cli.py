@@ -47,6 +47,8 @@ def _global_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
                         help="DNS resolver to ask (repeatable; default: $MAILCHECK_NAMESERVERS or the system's)")
     parser.add_argument("--timeout", type=float, default=d, metavar="SECONDS",
                         help="seconds to wait for each DNS answer (default 3)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS if sub else False,
+                        help="show every row, also each check and blocklist that could not be checked")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,7 +192,7 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
         else:
             from bot.render_terminal import render
 
-            render(report, lang=args.lang)
+            render(report, lang=args.lang, verbose=bool(getattr(args, "verbose", False)))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (`| head`, a pager) closed the pipe: the report was cut short, not

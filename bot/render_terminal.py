@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.case_values import values_for
+from bot.render_unknowns import compact_lines
 from handlers.model import SEVERITY_RANK, Finding, Report
+from knowledge.engine_texts import engine_text
 
 SYMBOL = {"critical": "✖", "warning": "▲", "unknown": "?", "info": "•", "ok": "✔"}
 STYLE = {"critical": "bold red", "warning": "yellow", "unknown": "magenta", "info": "cyan", "ok": "green"}
@@ -44,7 +46,9 @@ LABELS = {
 }
 
 
-def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
+def render(report: Report, *, lang: str = "en", console: Any = None, verbose: bool = False) -> None:
+    """The report for a terminal: what is wrong first, then one compact group of what could
+    not be checked (bot/render_unknowns.py), then the rest; `verbose` shows every row."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -68,14 +72,27 @@ def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
         _render_reports(con, report.details.get("reports") or [], LABELS["ja" if lang == "ja" else "en"])
     groups: dict[str, list[Finding]] = {}
     for f in report.sorted_findings():
-        groups.setdefault(f.group, []).append(f)
+        if verbose or f.severity != "unknown":
+            groups.setdefault(f.group, []).append(f)
     order = sorted(groups, key=lambda g: min(SEVERITY_RANK[f.severity] for f in groups[g]))
-    for g in order:
+    compact = [] if verbose else compact_lines(report, lang)
+    # The compact group goes after the groups that hold something wrong, before the rest.
+    at = next((i for i, g in enumerate(order) if min(SEVERITY_RANK[f.severity] for f in groups[g])
+               > SEVERITY_RANK["warning"]), len(order))
+    for i, g in enumerate([*order, None]):
+        if i == at and compact:
+            con.print(f"\n[bold underline]{escape(engine_text('unknown_heading', lang))}[/bold underline]"
+                      f"  [dim]({escape(engine_text('unknown_verbose_hint', lang))})[/dim]")
+            for text, code in compact:
+                con.print(f"  [{STYLE['unknown']}]{SYMBOL['unknown']} {escape(text)}[/{STYLE['unknown']}]"
+                          f"  [dim]{code}[/dim]", soft_wrap=True)
+        if g is None:
+            break
         title = (GROUP_TITLES_JA.get(g) if lang == "ja" else None) or GROUP_TITLES.get(g, g.upper())
         con.print(f"\n[bold underline]{escape(title)}[/bold underline]")
         for f in groups[g]:
             con.print(f"  [{STYLE[f.severity]}]{SYMBOL[f.severity]} {escape(f.title)}[/{STYLE[f.severity]}]"
-                      f"  [dim]{f.code}[/dim]")
+                      f"  [dim]{f.code}[/dim]", soft_wrap=True)  # the code stays on its title's line
             if f.detail and f.severity != "ok":
                 con.print(f"    {escape(f.detail)}", soft_wrap=True)
         if g == "spf" and "spf" in report.details and isinstance(report.details["spf"], dict):
@@ -88,7 +105,8 @@ def render(report: Report, *, lang: str = "en", console: Any = None) -> None:
         con.print(f"\n[bold underline]{lab['lists']}[/bold underline]  [dim]{clean} {lab['clean']}, "
                   f"{sum(1 for b in listed if b.status == 'listed')} {lab['listed']}, "
                   f"{sum(1 for b in listed if b.status == 'unknown')} {lab['unknown']}[/dim]")
-        for row in sorted(listed, key=lambda x: (x.status != "listed", x.zone)):
+        shown = listed if verbose else [b for b in listed if b.status == "listed"]
+        for row in sorted(shown, key=lambda x: (x.status != "listed", x.zone)):
             style = "bold red" if row.status == "listed" else "magenta"
             extra = f" {row.meaning}" if row.meaning else ""
             extra += f" ({row.why_unknown})" if row.why_unknown else ""

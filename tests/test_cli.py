@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -318,3 +319,22 @@ def test_a_parked_domain_exits_0_and_a_missing_one_exits_1_with_one_headline(dns
                           env=dns_world.env(), capture_output=True, text=True, timeout=120)
     assert gone.returncode == 1
     assert [f["code"] for f in json.loads(gone.stdout)["findings"]] == ["domain.nxdomain"]
+
+
+def test_what_could_not_be_checked_is_one_compact_group_after_what_is_wrong(dns_world: DNSWorld) -> None:
+    env = {**dns_world.env(), "COLUMNS": "100"}
+    plain = subprocess.run([sys.executable, "-m", "bot", "domain", "weak.example"], env=env,
+                           capture_output=True, text=True, timeout=120).stdout
+    lines = plain.splitlines()
+    heading = lines.index(next(ln for ln in lines if ln.startswith("Could not be checked")))
+    first_problem = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith(("✖", "▲")))
+    assert first_problem < heading  # what is wrong comes first
+    unknown_rows = [ln for ln in lines if "blocklist" in ln and "could not be checked" in ln]
+    assert len(unknown_rows) == 1 and "timeout" in unknown_rows[0]  # one line for every unknown list
+    assert not [ln for ln in lines if ln.strip().startswith("unknown ")]  # no per-list table rows
+    # Every code stays on its title's line.
+    assert not [ln for ln in lines if re.fullmatch(r"\s*[a-z_]+\.[a-z_.]+", ln)]
+    verbose = subprocess.run([sys.executable, "-m", "bot", "domain", "weak.example", "--verbose"], env=env,
+                             capture_output=True, text=True, timeout=120).stdout
+    assert len([ln for ln in verbose.splitlines() if ln.strip().startswith("unknown ")]) >= 2
+    assert "Could not be checked" not in verbose
