@@ -6,6 +6,8 @@ import random
 import time
 from pathlib import Path
 
+import pytest
+
 from handlers.bounce import analyse_bounce, extract_followup_targets, looks_like_bounce
 
 SAMPLES = Path(__file__).resolve().parent / "bounce_samples"
@@ -381,3 +383,62 @@ def test_a_bounce_analysed_in_english_and_shown_in_japanese_keeps_the_cases_own_
     direct = analyse_bounce(text, lang="ja").bounces[0].explanation
     shown = localized_copy(analyse_bounce(text, lang="en"), "ja").bounces[0].explanation
     assert shown == direct and "IPv6" in shown
+
+
+# Permanent or temporary: a notice mailed back to the sender is sent when its MTA gives
+# up, so it is final unless it says it is only a warning; a queue that gave up is final
+# whatever its last reply's class; a bare reply is judged by its class.
+_NOTICE = (
+    "From: Mail Delivery System <mailer-daemon@mx.example.net>\nTo: <news@example.org>\n"
+    "Subject: {subject}\nDate: Thu, 19 Feb 2009 16:12:07 -0800\n\n{body}\n"
+)
+
+
+def test_a_returned_mail_notice_without_any_code_is_permanent() -> None:
+    body = "Unable to deliver message to the following address(es).\n\n<userx@example.net>:\nUser's mailbox is full.\n"
+    b = analyse_bounce(_NOTICE.format(subject="Undeliverable mail", body=body)).bounces[0]
+    assert (b.recipient, b.permanent) == ("userx@example.net", True)
+
+
+def test_a_delay_warning_without_any_code_is_temporary() -> None:
+    body = (
+        "This is an advisory-only email. Please do not reply to it.\n\nDelivery of email to this address\n"
+        '"calvin@example.net"\nhas been postponed due to a full mailbox.\n\n'
+        "We will continue to try to deliver your message over the next few days.\n"
+    )
+    b = analyse_bounce(_NOTICE.format(subject="Mail Delivery Warning", body=body)).bounces[0]
+    assert b.permanent is False
+
+
+def test_a_queue_that_gave_up_after_a_4xx_reply_is_permanent() -> None:
+    body = (
+        "Hi. This is the qmail-send program at mx.example.net.\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        "<user@example.com>:\nSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
+        "I'm not going to try again; this message has been in the queue too long.\n"
+    )
+    b = analyse_bounce(_NOTICE.format(subject="failure notice", body=body)).bounces[0]
+    assert (b.status, b.permanent) == ("4.4.1", True)
+
+
+def test_a_bare_4xx_reply_is_temporary_and_a_5xx_permanent() -> None:
+    assert analyse_bounce("421 4.7.0 Try again later, closing connection.").bounces[0].permanent is False
+    assert analyse_bounce("550 5.1.1 <a@example.com>: Recipient address rejected").bounces[0].permanent is True
+
+
+@pytest.mark.parametrize(
+    ("words", "reason"),
+    [
+        ("L'adresse de messagerie référencée ci-dessus n'existe pas. Veuillez en vérifier l'orthographe.", "userunknown"),
+        ("Benutzer unbekannt.", "userunknown"),
+        ("ユーザー不明のため配送できませんでした。", "userunknown"),
+        ("Das Postfach ist voll.", "mailboxfull"),
+        ("メールボックスの容量超過のため配送できませんでした。", "mailboxfull"),
+        ("宛先のドメインが存在しません。", "hostunknown"),
+    ],
+)
+def test_a_notice_in_another_language_names_its_reason(words: str, reason: str) -> None:
+    body = f"A message could not be delivered to:\nuserx@example.fr\n\n{words}\n"
+    bounces = analyse_bounce(_NOTICE.format(subject="Undeliverable mail", body=body)).bounces
+    assert [(b.recipient, b.reason, b.permanent) for b in bounces] == [("userx@example.fr", reason, True)]

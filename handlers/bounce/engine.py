@@ -167,7 +167,7 @@ class _Engine:
         if f.command:
             rec.extra["smtp_command"] = f.command
         if reason not in self.kb.status.never_hard:
-            rec.permanent = self.final(f)
+            rec.permanent = self.final(f, reason)
         if rule is not None and rule.source:
             rec.extra["rule_source"] = rule.source
         rec.remediation = self.remediation(reason, provider, rule, f)
@@ -175,31 +175,35 @@ class _Engine:
         rec.explanation = rec.explanations[lang]
         return rec
 
-    def final(self, f: Fact) -> bool | None:
+    def final(self, f: Fact, reason: str = "") -> bool | None:
         """Is this recipient's delivery over (True), still being retried (False), or unknown?
 
         RFC 3464 §2.3.3: Action "failed" means the message could not be delivered and
         will not be retried, even when the last reply was a 4xx (Postfix and Exim give up
-        after the queue lifetime); "delayed" means it is still queued. Without an Action,
-        the reply class decides (5xx final, 4xx temporary); without a code either, the
-        notice's own words: a returned-mail notice that lists the recipient as failed is
-        final, a delay warning is not.
+        after the queue lifetime); "delayed" means it is still queued. A queue that gave
+        up (`expired`, or the notice's expiry words: "in the queue too long", "giving up
+        on") is over whatever the last reply's class. Otherwise a bare reply or log line
+        is judged by its class (5xx final, 4xx temporary). A notice mailed back to the
+        sender is final unless it says it is a delay warning: MTAs send one when they
+        give up, and a warning says so ("will continue to try", "has been delayed").
         """
         if f.action == "delayed":
             return False
-        if f.action in ("failed", "expired"):
+        if f.action in ("failed", "expired") or reason == "expired":
             return True
+        words = (f.context or f.diagnostic)[:4000].lower()
+        fm = self.kb.formats
+        expired = any(m in words for m in fm.expired_markers)
+        if expired and f.source in ("dsn", "text"):
+            return True
+        delayed = any(m in words for m in fm.delayed_markers) and not expired
+        if f.source in ("dsn", "text"):
+            return not delayed
         by_code = _permanent(f)
         if by_code is not None:
             return by_code
-        words = (f.context or f.diagnostic)[:4000].lower()
-        fm = self.kb.formats
-        if any(m in words for m in fm.delayed_markers) and not any(m in words for m in fm.expired_markers):
+        if delayed:
             return False
-        if f.source in ("dsn", "text") and (
-            any(m in words for m in fm.recipient_intro) or any(m in words for m in fm.expired_markers)
-        ):
-            return True
         return None
 
     def hard(self, reason: str, f: Fact) -> bool:
