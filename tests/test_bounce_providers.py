@@ -118,3 +118,17 @@ def test_provider_detection_scans_a_long_text_once_not_once_per_provider() -> No
     long_reply = "550 5.7.1 rejected - gsmtp " + "lorem ipsum dolor sit amet " * 2000
     got = _providers(long_reply)
     assert got == ["google"]
+
+
+def test_a_reply_copied_with_its_hyphens_spaces_or_apostrophes_changed_keeps_its_provider_rule() -> None:
+    # Copies of one reply differ: "header-based" / "header based", "wasn't" / "wasn’t",
+    # a line re-wrapped by a mail client. The provider's rule must still decide.
+    plain = "550 Rejected by header-based Anti-Spoofing policy: x@example.com - https://community.mimecast.com/docs/DOC-1369#550 [abc.uk11]"
+    variants = [
+        plain,
+        plain.replace("header-based", "header based"),
+        plain.replace("Anti-Spoofing policy", "Anti-Spoofing\n    policy").replace("  ", " "),
+        plain.replace("by header-based", "by  header-based"),
+    ]
+    got = {(b.provider, b.reason) for v in variants for b in analyse_bounce(v).bounces}
+    assert got == {("mimecast", "policyviolation")}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from knowledge.bounce import BounceKnowledge, CompiledProvider, ProviderIndex, ProviderRule, words_of
+from knowledge.bounce import BounceKnowledge, CompiledProvider, ProviderIndex, ProviderRule, loose, words_of
 
 from .fact import Fact
 
@@ -183,7 +183,7 @@ def _dot_label(after: str) -> bool:
 def find_rule(provider: CompiledProvider | None, fact: Fact) -> ProviderRule | None:
     if provider is None or not fact.diagnostic:
         return None
-    low = fact.diagnostic.lower()
+    low = loose(fact.diagnostic)
     for rule in provider.spec.rules:
         if rule.matches(low, fact.diagnostic, fact.reply_code, fact.status, fact.command):
             return rule

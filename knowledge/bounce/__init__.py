@@ -160,6 +160,18 @@ class StatusTable(_Strict):
 
 
 # ------------------------------------------------------------------ providers
+_LOOSE = str.maketrans({"-": " ", "_": " ", "\u2019": "'", "\u2018": "'", "\t": " ", "\n": " ", "\r": " "})
+_SPACES = re.compile(r" {2,}")
+
+
+def loose(text: str) -> str:
+    """Lower-case `text` with the differences that vary between copies of one reply made
+    equal: "header-based" / "header based", "wasn’t" / "wasn't", a reply wrapped or
+    re-spaced by a mail client or chat window. Provider rule texts and the reply they are
+    matched against both go through it."""
+    return _SPACES.sub(" ", text.lower().translate(_LOOSE))
+
+
 class ProviderRule(_Strict):
     reason: str
     text: str = ""
@@ -180,7 +192,7 @@ class ProviderRule(_Strict):
     @field_validator("text")
     @classmethod
     def _lower(cls, value: str) -> str:
-        return value.lower()
+        return loose(value)
 
     @model_validator(mode="after")
     def _needs_something(self) -> ProviderRule:
