@@ -442,3 +442,18 @@ def test_a_notice_in_another_language_names_its_reason(words: str, reason: str) 
     body = f"A message could not be delivered to:\nuserx@example.fr\n\n{words}\n"
     bounces = analyse_bounce(_NOTICE.format(subject="Undeliverable mail", body=body)).bounces
     assert [(b.recipient, b.reason, b.permanent) for b in bounces] == [("userx@example.fr", reason, True)]
+
+
+def test_a_dsn_whose_human_part_only_repeats_the_address_gets_the_notice_words_as_diagnostic() -> None:
+    raw = (
+        "From: postmaster@mail.example.net\nTo: <news@example.org>\nSubject: Delivery Status Notification (Delay)\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nThis is an automatically generated Delivery Status Notification.\n\n"
+        "THIS IS A WARNING MESSAGE ONLY.\n\nDelivery to the following recipients has been delayed.\n\n"
+        "       kijitora@example.com\n\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns;mail.example.net\n\n"
+        "Final-Recipient: rfc822;kijitora@example.com\nAction: delayed\nStatus: 4.4.7\n\n--b--\n"
+    )
+    b = analyse_bounce(raw).bounces[0]
+    assert "kijitora@example.com" not in b.diagnostic
+    assert "has been delayed" in b.diagnostic and b.permanent is False

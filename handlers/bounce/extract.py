@@ -105,6 +105,9 @@ def _named_address(text: str, exclude: set[str]) -> str | None:
     return None
 
 
+_ADDRESS_ONLY = re.compile(r"[^\s<>()\[\]:;,]{1,64}@[^\s<>()\[\]:;,]{1,255}")
+
+
 def _failed_recipients(n: Notice) -> list[str]:
     """X-Failed-Recipients (Exim, Google), masked entries ("<...>", "(redacted)") included."""
     value = n.header("x-failed-recipients")
@@ -221,7 +224,10 @@ class Extractor:
                 words = coded_lines
                 text = squeeze(words + " " + text) if words else text
             if not text:
-                text = status_note or human or (pre if is_error_text(pre) else "")
+                # A human block that only repeats the address ("Delivery to the following
+                # recipients has been delayed: <rcpt>") says nothing of why.
+                said = human if _ADDRESS_ONLY.sub("", human).strip(" <>()[]:;,.\t") else ""
+                text = status_note or said or (pre if is_error_text(pre) else "")
             elif len(blocks) == 1 and transcript_replies:
                 # Sendmail cuts Diagnostic-Code to the first line of a multi-line reply; the
                 # session transcript ("<<< 550-5.7.1 ...") in the notice has all of it.
