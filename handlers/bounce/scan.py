@@ -110,7 +110,7 @@ def is_error_text(text: str) -> bool:
         for w in (
             "error", "unknown", "reject", "denied", "fail", "refused", "invalid", "not ",
             "unable to", "could not", "couldn't", "undeliverable", "is full", "quota", "disabled",
-            "expired",
+            "expired", "delayed",
         )
     )  # fmt: skip
 
