@@ -132,3 +132,31 @@ def test_a_reply_copied_with_its_hyphens_spaces_or_apostrophes_changed_keeps_its
     ]
     got = {(b.provider, b.reason) for v in variants for b in analyse_bounce(v).bounces}
     assert got == {("mimecast", "policyviolation")}
+
+
+def _arf(sender: str, agent: str) -> str:
+    return (
+        f"From: {sender}\nTo: fbl@example.org\nSubject: complaint\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nThis is an email abuse report.\n\n"
+        f"--b\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nUser-Agent: {agent}\nVersion: 1\n"
+        "Source-IP: 192.0.2.8\nOriginal-Rcpt-To: reader@example.net\n\n"
+        "--b\nContent-Type: message/rfc822\n\nFrom: news@example.org\nTo: reader@example.net\nSubject: hi\n\nhello\n--b--\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sender", "agent"),
+    [
+        ("feedback@arf.mail.yahoo.com", "ARF-Agent/1.0"),  # the provider sent the report itself
+        ("complaints@email-abuse.amazonses.com", "Yahoo!-Mail-Feedback/2.0"),  # an ESP relayed it
+    ],
+)
+def test_a_complaint_report_names_the_mailbox_provider_whose_user_complained(sender: str, agent: str) -> None:
+    b = analyse_bounce(_arf(sender, agent)).bounces[0]
+    assert (b.reason, b.provider) == ("feedback", "yahoo")
+
+
+def test_a_complaint_report_from_an_unknown_reporter_names_no_provider() -> None:
+    b = analyse_bounce(_arf("fbl@reports.example.com", "ARF-Agent/1.0")).bounces[0]
+    assert (b.reason, b.provider) == ("feedback", None)

@@ -272,6 +272,12 @@ class Extractor:
         facts = []
         for r in rcpts:
             f = Fact(recipient=r or None, reason="feedback", action="", source="arf")
+            # The mailbox provider that sent the report (feedback@arf.mail.yahoo.com): the
+            # receiving side whose user complained. An ESP relaying it leaves the
+            # User-Agent to say who it was.
+            reporter = header_addrs(n.header("from"))
+            if reporter:
+                f.extra["reporter_domain"] = reporter[0].rpartition("@")[2].lower()
             f.extra["feedback_type"] = (fb.get("feedback-type") or "").lower() or None
             src_ip = fb.get("source-ip", "")
             if src_ip:

@@ -53,6 +53,11 @@ def detect(kb: BounceKnowledge, fact: Fact) -> CompiledProvider | None:
         found = idx.host(host)
         if found is not None:
             return found
+    reporter = fact.extra.get("reporter_domain") if fact.source == "arf" else None
+    if reporter:
+        found = idx.host(reporter) or idx.domain(reporter)
+        if found is not None:
+            return found
     sender_domain = _domain(fact.sender)
     own = idx.domain(sender_domain) if sender_domain else None
     text = fact.diagnostic
