@@ -457,3 +457,18 @@ def test_a_dsn_whose_human_part_only_repeats_the_address_gets_the_notice_words_a
     b = analyse_bounce(raw).bounces[0]
     assert "kijitora@example.com" not in b.diagnostic
     assert "has been delayed" in b.diagnostic and b.permanent is False
+
+
+@pytest.mark.parametrize(
+    "notice_words",
+    [
+        "SMTP Server <smtpd.example.net> rejected recipient <u@example.net> (Error following RCPT command). It responded as follows: [550 5.1.1 User unknown] Please verify recipient(s) mail addresses.",
+        "Your message: Subject: hello Could not be delivered because of 550 5.1.1 User unknown",
+        "5.1.0 - Unknown address error 550 '5.1.1 User unknown' (delivery attempts: 0)",
+        "550 5.1.1 User unknown Received:from mail.example.org by mx.example.net with SMTP id 1418381459307",
+    ],
+)
+def test_the_diagnostic_is_the_remote_reply_however_the_notice_wraps_it(notice_words: str) -> None:
+    body = f"A message could not be delivered to:\nu@example.net\n\n{notice_words}\n"
+    b = analyse_bounce(_NOTICE.format(subject="Undeliverable mail", body=body)).bounces[0]
+    assert (b.diagnostic, b.reason, b.reply_code) == ("550 5.1.1 User unknown", "userunknown", 550)

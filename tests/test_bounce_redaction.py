@@ -192,7 +192,7 @@ def test_corpus_diagnostics_start_with_the_remote_reply() -> None:
             starts += ok
             if lab["module"] in ("Postfix", "Sendmail", "Exim", "qmail"):
                 assert ok, (lab["file"], b.diagnostic[:120])
-    assert starts / coded >= 0.95, (starts, coded)
+    assert starts / coded >= 0.97, (starts, coded)  # measured 271/276
 
 
 def test_a_transcript_after_the_reply_does_not_move_its_start() -> None:

@@ -254,7 +254,7 @@ class HumanText:
 
 # Where a reply starts in an MTA's sentence: "RCPT TO:<a@b>: 550 ...", "end of data: 554 ...".
 _CODE_START = re.compile(r"(?<![\w.\-/#=:])[245][0-5]\d(?:[ -][245]\.\d{1,3}\.\d{1,3})?(?=[ \-:]|$)")
-_LEAD_END = (":", ">", "said", "]", "...", "。", "：")
+_LEAD_END = (":", ">", "said", "]", "].", "...", "。", "：", "because of")
 
 
 # What notices put before the words of a recipient's error: the address itself (a Sendmail
@@ -285,18 +285,43 @@ def remote_words(text: str) -> str:
     to end of DATA command)") stays: it says when the server answered. A text with no
     reply code is the reporting MTA's own verdict and is kept whole.
     """
-    text = _strip_lead(text)
+    text = _cut_returned_headers(_strip_lead(text))
+    quoted = _QUOTED_REPLY.search(text[:400])
+    if quoted:
+        # "5.1.0 - Unknown address error 550 '5.2.2 <rcpt>... Mailbox Full'": the notice's
+        # own category, then the remote reply's code and its words in quotes.
+        return f"{quoted.group(1)} {quoted.group(2)}".strip()
     if _CODE_START.match(text):
         return text  # already the reply; a transcript quoted later in it is not the start
     part = reply_part(text)
     m = _CODE_START.search(part[:400])
     if m and m.start() > 0:
         lead = part[: m.start()].rstrip()
+        # A reply quoted in brackets ("It responded as follows: [550 5.1.1 User unknown]"):
+        # the words are what the brackets hold.
+        bracketed = lead.endswith("[")
+        if bracketed:
+            lead = lead[:-1].rstrip()
         if part is not text or lead.endswith(_LEAD_END):
-            return part[m.start() :]
+            reply = part[m.start() :]
+            if bracketed and "]" in reply:
+                reply = reply[: reply.index("]")].rstrip()
+            return reply
     elif m is None and part is not text and part:
         return part
     return part if part is not text and m is not None else text
+
+
+# A notice that runs the returned message's headers into the error text (Zoho, some
+# gateways): "... User Unknown Received:from mail.example.com by mx ..." — what follows
+# the first Received header is the sender's own mail, not the remote server's words.
+_QUOTED_REPLY = re.compile(r"(?<![\w.])([245]\d\d) '([245]\.\d{1,3}\.\d{1,3}[^']{0,400})'")
+_RETURNED_HEADERS = re.compile(r"\sReceived: ?from\s", re.I)
+
+
+def _cut_returned_headers(text: str) -> str:
+    m = _RETURNED_HEADERS.search(text, 1)
+    return text[: m.start()].rstrip() if m else text
 
 
 def reply_part(text: str) -> str:
