@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from bot.storage import DEFAULT_LEASE_S, DigestJob, Store, Watch, is_transient_error
 from bot.storage.store import MAX_ATTEMPTS
+from bot.storage.target_checks import TargetChecks, check_key
 from handlers.digest_diff import IMPORTANCE, Change, checked, describe, diff_reports, slim_report, status_line
 from handlers.digest_reports import (
     WINDOW_DAYS,
@@ -100,7 +101,9 @@ class AuditError:
 @dataclass
 class TargetResult:
     watch: Watch
-    report: Report | None
+    # A report this run audited, or the Report.to_dict() of one another worker (or an
+    # earlier batch) audited within the reuse window: the digest reads either.
+    report: Report | dict[str, Any] | None
     ok: bool  # something was determined (else: could not check)
     changes: list[Change] = field(default_factory=list)
     baseline: bool = False  # no previous snapshot: first digest for this target
@@ -134,23 +137,52 @@ async def audit_target(watch: Watch, resolver: Resolver) -> Report:
     return await api.run("domain", api.CheckRequest(target=watch.target, selectors=tuple(watch.selectors)), resolver)
 
 
-Audit = tuple[Report | None, AuditError | None]
+Audit = tuple[Report | dict[str, Any] | None, AuditError | None]
 # Runs the audits of a pass somewhere else than the calling loop: the bot passes its check
 # thread's loop (bot/slack/runtime.py CheckLoop.run), so a digest's thousands of DNS
 # packets never share the loop that acks Slack's requests.
 AuditRunner = Callable[[Callable[[], Awaitable[dict[int, "Audit"]]]], Awaitable[dict[int, "Audit"]]]
 
 
+def _reuse_s() -> float:
+    """How long a target's check is reused by every digest that needs it
+    (MAILCHECK_DIGEST_REUSE_S, default 15 minutes): digests due in the same quarter hour,
+    in any workspace and on any worker, share one audit per target."""
+    try:
+        return max(0.0, float(os.environ.get("MAILCHECK_DIGEST_REUSE_S", "900")))
+    except ValueError:
+        return 900.0
+
+
+# Who holds a target claim: the process, plus one suffix per run (`audit_targets` call), so
+# two runs in one process (a scheduled pass and a `digest now`) wait for each other too.
+OWNER = f"{os.uname().nodename[:36]}:{os.getpid()}"
+_CLAIM_POLL_S = 0.25
+
+
 async def audit_targets(
     watches: Sequence[Watch], resolver: Resolver, *, concurrency: int = MAX_TARGET_CONCURRENCY,
-    timeout: float = 120.0,
+    timeout: float = 120.0, checks: TargetChecks | None = None, reuse_s: float | None = None,
+    owner: str | None = None, not_before: dict[int, datetime] | None = None,
 ) -> dict[int, Audit]:
-    """{watch.id: (report, error)} — bounded concurrency, one resolver, no exception escapes."""
+    """{watch.id: (report, error)} — bounded concurrency, one resolver, no exception escapes.
+
+    With `checks` (the store's shared target checks), a target another worker or an
+    earlier batch checked within `reuse_s` seconds is not audited again: its stored
+    result is used, if it was made no earlier than the digest's own slot (`not_before`,
+    per watch id): a digest never shows data older than the time it is due, so a re-run or
+    a manual digest asks DNS again. A target another worker is auditing right now is waited for (its
+    lease bounds the wait: a worker that died is taken over). The database being away
+    costs only the sharing: the target is audited here.
+    """
     sem = asyncio.Semaphore(max(1, concurrency))
+    reuse = _reuse_s() if reuse_s is None else reuse_s
+    me = owner or f"{OWNER}:{os.urandom(6).hex()}"
+    lease_s = timeout + 30.0
     # The same target watched in several channels is audited once per run.
     by_target: dict[tuple[str, str, tuple[str, ...]], asyncio.Task[Audit]] = {}
 
-    async def one(w: Watch) -> Audit:
+    async def audit(w: Watch) -> Audit:
         async with sem:
             try:
                 return await asyncio.wait_for(audit_target(w, resolver), timeout), None
@@ -159,6 +191,36 @@ async def audit_targets(
             except Exception as exc:  # a handler bug must not sink the whole digest
                 log.exception("digest audit of %s failed", w.target)
                 return None, AuditError("failed", (("name", type(exc).__name__),))
+
+    async def shared(w: Watch, slot: datetime | None) -> Audit:
+        if checks is None or reuse <= 0:
+            return await audit(w)
+        key = check_key(w.kind, w.target, w.selectors)
+        fresh_after = datetime.now(UTC) - timedelta(seconds=reuse)
+        if slot is not None and slot > fresh_after:
+            fresh_after = slot
+        while True:
+            try:
+                claim = await checks.claim(key, target=w.target, owner=me, fresh_after=fresh_after,
+                                           lease_s=lease_s)
+            except Exception as exc:
+                log.warning("digest: shared check of %s unavailable (%s): auditing here", w.target,
+                            type(exc).__name__)
+                return await audit(w)
+            if claim.state == "done":
+                return claim.report, None
+            if claim.state == "mine":
+                break
+            await asyncio.sleep(_CLAIM_POLL_S)
+        result, error = await audit(w)
+        # Keep only a result that determined something: an audit nobody answered is
+        # not what the next worker should reuse.
+        keep = result.to_dict() if isinstance(result, Report) and checked(result) else None
+        try:
+            await checks.finish(key, me, keep)
+        except Exception as exc:
+            log.warning("digest: could not share the check of %s (%s)", w.target, type(exc).__name__)
+        return result, error
 
     # A DNS query budget for the run: the shared resolver has no deadline (so no
     # automatic budget), and a broken zone must not make one digest ask without end.
@@ -169,10 +231,17 @@ async def audit_targets(
         resolver.max_queries = budget
     out: dict[int, Audit] = {}
     tasks: dict[int, asyncio.Task[Audit]] = {}
+    # The strictest slot among the digests that need a target decides how fresh it must be.
+    latest: dict[tuple[str, str, tuple[str, ...]], datetime] = {}
+    for w in watches:
+        slot = (not_before or {}).get(w.id)
+        key = (w.kind, w.target, tuple(sorted(w.selectors)))
+        if slot is not None and (key not in latest or slot > latest[key]):
+            latest[key] = slot
     for w in watches:
         key = (w.kind, w.target, tuple(sorted(w.selectors)))
         if key not in by_target:
-            by_target[key] = asyncio.ensure_future(one(w))
+            by_target[key] = asyncio.ensure_future(shared(w, latest.get(key)))
         tasks[w.id] = by_target[key]
     if tasks:
         await asyncio.gather(*set(tasks.values()))
@@ -682,8 +751,15 @@ async def run_jobs(
         stats.targets = len({(w.kind, w.target) for w in watches})
         shared = resolver
 
+        # Shared checks need the store's connections, which belong to this loop: an
+        # audit_runner (the bot's check thread) audits on another loop, so the bot
+        # process shares only within its run; digest workers (`mailcheck digest --loop`,
+        # the Procfile clock) share across processes.
+        checks = TargetChecks.of(store) if audit_runner is None else None
+
         async def audit_all() -> dict[int, Audit]:
-            return await audit_targets(watches, shared, concurrency=concurrency)
+            return await audit_targets(watches, shared, concurrency=concurrency, checks=checks,
+                                       not_before={w.id: j.slot for j in pending for w in j.watches})
 
         audits = await (audit_runner(audit_all) if audit_runner is not None else audit_all())
     finally:

@@ -949,6 +949,8 @@ class Store:
             await conn.execute(delete(t.events).where(t.events.c.seen_at < ndb - EVENT_TTL))
             await conn.execute(delete(t.slack_oauth_states).where(t.slack_oauth_states.c.expire_at < ndb))
             await conn.execute(delete(t.rate_limits).where(t.rate_limits.c.window_start < oldest_window))
+            # Shared target checks are reused for minutes (bot/storage/target_checks.py).
+            await conn.execute(delete(t.target_checks).where(t.target_checks.c.lease_until < ndb - timedelta(days=1)))
             await conn.execute(
                 delete(t.digest_runs).where(
                     and_(d.status.in_(("posted", "failed")), d.claimed_at < ndb - timedelta(days=keep_runs_days))

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -116,6 +117,20 @@ reports = Table(
     Column("received_at", DateTime, nullable=False),
     Column("source", String(16), nullable=False),  # imap | upload | cli
     Column("data", Text, nullable=False),  # ParsedReport.to_dict() as JSON, personal data removed
+)
+
+# One row per distinct check a digest needs (kind, target, DKIM selectors): the worker
+# that claims it audits, everyone else who needs the same check in the reuse window
+# reads its result. See bot/storage/target_checks.py.
+target_checks = Table(
+    "target_checks",
+    metadata,
+    Column("key", String(64), primary_key=True),  # sha256 of kind + target + sorted selectors
+    Column("target", String(255), nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("lease_until", DateTime, nullable=False),
+    Column("checked_at", DateTime),  # NULL while the owner audits
+    Column("report", LargeBinary),  # zlib-compressed Report.to_dict() JSON; NULL = not kept
 )
 
 # slack_sdk's own table shapes, on the same database (queried for bot tokens).
