@@ -155,7 +155,15 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         url, ns, conc = sys.argv[2], sys.argv[3], int(sys.argv[4])
         host, _, port = ns.rpartition(":")
-        print(json.dumps(asyncio.run(_worker(url, (host, int(port)), conc))))
+        if os.environ.get("DIGEST_WORKERS_PROFILE"):
+            from pyinstrument import Profiler
+
+            with Profiler(async_mode="disabled") as prof:
+                out = asyncio.run(_worker(url, (host, int(port)), conc))
+            Path(os.environ["DIGEST_WORKERS_PROFILE"]).write_text(prof.output_text(unicode=False, color=False))
+        else:
+            out = asyncio.run(_worker(url, (host, int(port)), conc))
+        print(json.dumps(out))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", type=int, default=10_000)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -183,18 +183,22 @@ class ReportStore:
         team_id: str,
         *,
         domain: str | None = None,
+        domains: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         with_operator: bool = True,
         limit: int = 10_000,
     ) -> list[StoredReport]:
         """Reports of a scope (plus the operator's mailbox), oldest period first; `since`
-        and `until` bound the report's end of period (else its received time)."""
+        and `until` bound the report's end of period (else its received time). `domains`
+        asks for several policy domains in one query (a digest's watched domains)."""
         c = t.reports.c
         scopes = [team_id] + ([OPERATOR_SCOPE] if with_operator and team_id != OPERATOR_SCOPE else [])
         cond: list[ColumnElement[bool]] = [c.team_id.in_(scopes)]
         if domain:
             cond.append(c.domain == domain.lower())
+        if domains is not None:
+            cond.append(c.domain.in_(sorted({d.lower() for d in domains})))
         if since is not None:
             s = _when(since)
             cond.append(or_(c.end_at >= s, and_(c.end_at.is_(None), c.received_at >= s)))
