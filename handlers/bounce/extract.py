@@ -148,7 +148,7 @@ class Extractor:
         return any(p in low for p in self.formats.recipient_intro)
 
     def _rule_reason(self, text: str) -> str:
-        """The first fallback phrase rule (knowledge/bounce/text_rules.yaml) the text matches."""
+        """The first fallback phrase rule (knowledge/bounce/reasons/, in reason_order.yaml's order) the text matches."""
         low = text.lower()
         found = next((r for r in self.kb.text_rules.order.fallback if self.kb.text_rules.match(r, low)), "")
         return found or next(
