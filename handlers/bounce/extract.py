@@ -7,7 +7,7 @@ import re
 from knowledge.bounce import BounceKnowledge
 
 from .fact import Fact
-from .logs import parse_log_lines
+from .mta import parse_log_lines
 from .notice import DsnBlock, Notice, parse_field_blocks
 from .scan import (
     ADDR_RE,
