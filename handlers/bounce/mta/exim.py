@@ -1,11 +1,13 @@
-"""Exim: its main log lines (`**` failed, `==` deferred, `=>` `->` delivered)."""
+"""Exim: its main log lines (`**` failed, `==` deferred, `=>` `->` delivered) and the
+X-Failed-Recipients header of its notices (Google's notices carry it too)."""
 
 from __future__ import annotations
 
 import re
 
 from ..fact import Fact
-from ..scan import HumanText, fill_from_text, valid_ip
+from ..notice import Notice
+from ..scan import WHOLE_MASK_RE, HumanText, fill_from_text, header_addrs, is_masked_address, valid_ip
 from ..smtp import squeeze
 
 NAME = "exim"
@@ -50,3 +52,11 @@ def claims(line: str) -> bool:
 
 def find(line: str) -> re.Match[str] | None:
     return _EXIM.match(line)
+
+
+def failed_recipients(n: Notice) -> list[str]:
+    """X-Failed-Recipients (Exim, Google), masked entries ("<...>", "(redacted)") included."""
+    value = n.header("x-failed-recipients")
+    found = header_addrs(value)
+    found = found or [m.group(0).lower() for m in WHOLE_MASK_RE.finditer(value)]
+    return found or ([value.strip()] if value.strip() and is_masked_address(value.strip()) else [])

@@ -1,4 +1,5 @@
-"""Postfix: its log lines (smtp/lmtp/local/virtual/pipe/error/qmgr/bounce).
+"""Postfix: its log lines (smtp/lmtp/local/virtual/pipe/error/qmgr/bounce) and the
+quirks of its notices (bounce(8)): the recipient line, the SMTP command named apart.
 
 Field meanings follow Postfix's documentation; `delays=a/b/c/d` is split as
 postconf(5) describes (knowledge_facts.md section D).
@@ -107,3 +108,25 @@ def claims(line: str) -> bool:
 
 def find(line: str) -> re.Match[str] | None:
     return _POSTFIX.search(line)
+
+
+# bounce(8)'s per-recipient line, as pasted from a notice: "<rcpt>: text" or "<rcpt> (expanded
+# from <alias>): text".
+_RCPT_LINE = re.compile(r"<[^<>\s]{1,320}>(?: \(expanded from <[^<>\s]{1,320}>\))?: \S")
+
+
+def starts_with_recipient_line(text: str) -> bool:
+    """Does the text start with bounce(8)'s recipient line ("<rcpt>: connect to ...")?"""
+    return bool(_RCPT_LINE.match(text.lstrip()))
+
+
+def names_command_apart(human: str, diagnostic: str) -> bool:
+    """Postfix names the SMTP command ("(in reply to RCPT TO command)") only in the
+    notice's human part, not in the DSN's Diagnostic-Code."""
+    return "(in reply to " in human.lower() and "(in reply to " not in diagnostic.lower()
+
+
+def with_command(diagnostic: str, human: str) -> str:
+    """The Diagnostic-Code with the command the human part names kept beside the reply."""
+    pos = human.lower().find("(in reply to ")
+    return diagnostic + " " + human[pos : pos + 40].split(")")[0] + ")"

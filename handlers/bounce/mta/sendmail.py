@@ -1,4 +1,5 @@
-"""Sendmail: its log lines (`to=..., stat=...`)."""
+"""Sendmail: its log lines (`to=..., stat=...`) and the session transcript its
+notices quote ("<<< 550-5.7.1 ..."), which holds the whole remote reply."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import re
 
 from ..fact import Fact
 from ..scan import WHOLE_MASK_RE, HumanText, fill_from_text, is_masked_address, valid_ip
-from ..smtp import squeeze
+from ..smtp import LINE_PREFIX_RE, join_reply_lines, squeeze
+from ..textin import clean_lines
 from .common import RELAY, split_kv
 
 NAME = "sendmail"
@@ -50,3 +52,27 @@ def claims(line: str) -> bool:
 
 def find(line: str) -> re.Match[str] | None:
     return _SENDMAIL.search(line)
+
+
+def transcript_replies(text: str, single: bool = False) -> str:
+    """The server's lines ("<<< 550-5.7.1 ...") of the first error reply in an SMTP transcript.
+
+    Only multi-line replies unless `single`.
+    """
+    lines: list[str] = []
+    for line in clean_lines(text[:20000]):
+        if line.startswith("<<< ") and (lines or line[4:5] in ("4", "5")):
+            lines.append(line[4:])
+            if LINE_PREFIX_RE.match(line[4:]) and line[7:8] == " ":
+                break  # the last line of a multi-line reply ("550 5.7.1 ...")
+        elif lines:
+            break
+    return join_reply_lines(lines) if len(lines) > 1 or (single and lines) else ""
+
+
+def whole_reply(diagnostic: str, replies: str) -> str:
+    """Sendmail cuts Diagnostic-Code to the first line of a multi-line reply; the session
+    transcript in the notice (`replies`, from transcript_replies) has all of it."""
+    if diagnostic[:40] in replies and len(replies) > len(diagnostic):
+        return replies
+    return diagnostic
