@@ -23,7 +23,7 @@ from .textin import clean_lines
 
 # The address at the end of a DSN field ("rfc822; <user@example.com>"). Was the regex
 # r"<?([^<>;\s]{1,320}@[^<>;\s]{1,255})>?\s*$": quadratic-times-320x255 backtracking
-# on a long run of "@" (issue 8 regex review); _addr_at_end() computes the same match in linear time.
+# on a long run of "@"; _addr_at_end() computes the same match in linear time.
 _FIELD_DELIMS = re.compile(r"[<>;\s]")
 _AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-apple-action")
 
