@@ -19,26 +19,6 @@ from handlers.model import Finding, Report
 if TYPE_CHECKING:  # only --follow needs DNS: a plain analysis starts without dnspython
     from handlers.net import Resolver
 
-# Bounce reason -> finding codes that explain it when found live.
-LIKELY_CAUSES: dict[str, tuple[str, ...]] = {
-    "requireptr": ("ptr.missing", "ptr.mismatch", "ptr.generic"),
-    "blocked": ("blocklist.listed", "ptr.missing", "ptr.mismatch", "ptr.generic"),
-    "badreputation": ("blocklist.listed", "ptr.generic"),
-    "spamdetected": ("blocklist.listed", "dmarc.missing", "spf.missing"),
-    "policyviolation": ("dmarc.missing", "spf.missing", "ptr.missing", "blocklist.listed"),
-    "authfailure": ("spf.missing", "spf.permerror", "spf.too_many_lookups", "spf.too_many_void_lookups",
-                    "spf.multiple_records", "dkim.no_selector_found", "dkim.weak_key", "dkim.revoked",
-                    "dmarc.missing", "dmarc.invalid", "ptr.missing", "ptr.mismatch"),
-    "rejected": ("spf.missing", "spf.permerror", "dmarc.missing", "blocklist.listed"),
-    "notaccept": ("blocklist.listed", "ptr.missing"),
-    "securityerror": ("spf.permerror", "dkim.weak_key", "dmarc.missing"),
-    "ratelimited": ("blocklist.listed", "ptr.generic"),
-    "delivered": ("dmarc.missing", "dmarc.policy_none", "spf.missing", "dkim.no_selector_found",
-                  "blocklist.listed", "ptr.missing"),
-    "filtered": ("blocklist.listed", "dmarc.missing", "spf.missing"),
-}
-
-
 async def analyse_with_followup(data: bytes | str, resolver: Resolver | None, *, lang: str = "en") -> Report:
     from handlers.bounce import analyse_bounce, extract_followup_targets
 
@@ -83,10 +63,15 @@ async def followup(report: Report, resolver: Resolver, ips: list[str], domains: 
 
 
 def likely_causes(report: Report, live: list[Finding]) -> list[Finding]:
+    from knowledge.bounce import load
+
+    # Each reason's record lists the live findings that explain it, best first.
+    reasons = load().reasons
     out: list[Finding] = []
     bad = [f for f in live if f.severity in ("critical", "warning")]
     for b in report.bounces:
-        wanted = LIKELY_CAUSES.get(b.reason, ())
+        record = reasons.get(b.reason)
+        wanted = record.likely_causes if record else []
         matches = [f for f in bad if f.code in wanted]
         if not matches:
             continue

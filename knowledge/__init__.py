@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from knowledge.schema import FindingText, Provider, ReasonInfo, Remediation
+    from knowledge.bounce.records import ReasonRecord
+    from knowledge.schema import FindingText, Provider, Remediation
 
 __all__ = [
     "all_remediation",
@@ -80,7 +81,7 @@ def render_template(template: str, evidence: Mapping[str, Any] | None, lang: str
     return loader.render_template(template, evidence, lang)
 
 
-def reason_info(reason: str) -> ReasonInfo | None:
+def reason_info(reason: str) -> ReasonRecord | None:
     from knowledge import loader
 
     return loader.reason_info(reason)

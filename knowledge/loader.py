@@ -13,12 +13,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from knowledge.bounce.records import ReasonRecord, load_reasons
 from knowledge.schema import (
     FindingEntry,
     FindingText,
     Lang,
     Provider,
-    ReasonInfo,
     Remediation,
 )
 from knowledge.yamlload import YAMLError, load_yaml
@@ -26,7 +26,6 @@ from knowledge.yamlload import YAMLError, load_yaml
 BASE = Path(__file__).resolve().parent
 REMEDIATION_DIR = BASE / "remediation"
 FINDINGS_FILE = BASE / "findings.yaml"
-REASONS_FILE = BASE / "reasons.yaml"
 PROVIDERS_FILE = BASE / "providers.yaml"
 
 
@@ -81,17 +80,6 @@ def load_findings() -> dict[str, FindingEntry]:
 
 
 @cache
-def load_reasons() -> dict[str, ReasonInfo]:
-    out: dict[str, ReasonInfo] = {}
-    for reason, raw in _mapping(REASONS_FILE).items():
-        try:
-            out[str(reason)] = ReasonInfo.model_validate(raw)
-        except ValueError as exc:
-            raise KnowledgeError(f"reasons.yaml: {reason}: {exc}") from exc
-    return out
-
-
-@cache
 def load_providers() -> dict[str, Provider]:
     out: dict[str, Provider] = {}
     for pid, raw in _mapping(PROVIDERS_FILE).items():
@@ -138,7 +126,7 @@ def finding_text(code: str, lang: str) -> FindingText | None:
     )
 
 
-def reason_info(reason: str) -> ReasonInfo | None:
+def reason_info(reason: str) -> ReasonRecord | None:
     return load_reasons().get(reason)
 
 

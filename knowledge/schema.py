@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Lang = Literal["en", "ja"]
 Severity = Literal["critical", "warning", "info", "ok", "unknown"]
 
-# Sisimai's reason vocabulary (SPEC.md, "Bounce reason").
-REASONS: tuple[str, ...] = (
-    "authfailure", "badreputation", "blocked", "contenterror", "delivered", "emailtoolarge",
-    "expired", "failedstarttls", "feedback", "filtered", "hasmoved", "hostunknown", "mailboxfull",
-    "mailererror", "networkerror", "norelaying", "notaccept", "notcompliantrfc", "onhold",
-    "policyviolation", "ratelimited", "rejected", "requireptr", "securityerror", "spamdetected",
-    "suppressed", "suspend", "syntaxerror", "systemerror", "systemfull", "undefined",
-    "userunknown", "vacation", "virusdetected",
-)  # fmt: skip
+# Sisimai's reason vocabulary (SPEC.md, "Bounce reason"); one record per reason in
+# knowledge/bounce/reasons/.
 Reason = Literal[
     "authfailure", "badreputation", "blocked", "contenterror", "delivered", "emailtoolarge",
     "expired", "failedstarttls", "feedback", "filtered", "hasmoved", "hostunknown", "mailboxfull",
@@ -34,6 +27,7 @@ Reason = Literal[
     "suppressed", "suspend", "syntaxerror", "systemerror", "systemfull", "undefined",
     "userunknown", "vacation", "virusdetected",
 ]  # fmt: skip
+REASONS: tuple[str, ...] = get_args(Reason)
 
 # Evidence keys a finding template may use (SPEC: evidence dict of a Finding).
 PLACEHOLDER_KEYS: frozenset[str] = frozenset(
@@ -201,13 +195,6 @@ class FindingText(_Strict):
     title: str
     detail: str
     remediation: list[str]
-
-
-class ReasonInfo(_Strict):
-    hard: bool
-    summary: Text
-    explain: Text
-    remediation: list[str] = Field(min_length=1)
 
 
 class Program(_Strict):

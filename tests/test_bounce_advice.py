@@ -89,7 +89,7 @@ def test_provider_level_and_delivered_advice_names_no_other_provider(pid: str) -
         assert not _others_named(rid, pid), (rid, _others_named(rid, pid))
 
 
-@pytest.mark.parametrize("reason", sorted(KB.explanations.reasons))
+@pytest.mark.parametrize("reason", sorted(KB.reasons))
 def test_generic_reason_advice_names_no_provider(reason: str) -> None:
     """With no provider known, every entry shown for a reason is provider-neutral."""
     engine = _Engine(KB)
@@ -105,7 +105,7 @@ def _referenced_ids() -> set[str]:
         ids.update(p.spec.remediation, p.spec.delivered_remediation)
         for rule in p.spec.rules:
             ids.update(rule.remediation)
-    ids.update(f"bounce.{r}" for r in KB.explanations.reasons)
+    ids.update(f"bounce.{r}" for r in KB.reasons)
     return ids
 
 

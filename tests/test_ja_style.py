@@ -49,8 +49,8 @@ ENFORCED: tuple[str, ...] = (
     "remediation/bounce.yaml",
     "remediation/provider.yaml",
     "providers.yaml",
-    "reasons.yaml",
     "bounce/explanations.yaml",
+    *sorted(str(p.relative_to(KNOWLEDGE)) for p in (KNOWLEDGE / "bounce" / "reasons").glob("*.yaml")),
     *sorted(str(p.relative_to(KNOWLEDGE)) for p in (KNOWLEDGE / "bounce" / "providers").glob("*.yaml")),
 )
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import shutil
 import string
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 import knowledge
+from knowledge import bounce as bounce_kb
 from knowledge import loader
+from knowledge.bounce import records
 from knowledge.schema import PLACEHOLDER_KEYS, REASONS, Text, TextList
 
 SPEC_FINDING_CODES = """
@@ -128,6 +132,50 @@ def test_required_remediation_ids_exist() -> None:
 def test_reason_vocabulary_matches_spec() -> None:
     assert len(REASONS) == len(set(REASONS)) == 34
     assert set(loader.load_reasons()) == set(REASONS)
+
+
+def test_every_reason_is_one_record_file_named_after_it() -> None:
+    files = sorted(p.stem for p in records.REASONS_DIR.glob("*.yaml"))
+    assert files == sorted(REASONS)
+    for reason, record in loader.load_reasons().items():
+        assert record.reason == reason
+        assert record.remediation[0] == f"bounce.{reason}"
+        for text in (record.summary, record.explain, record.meaning):
+            assert JAPANESE.search(text.ja), (reason, text.ja)
+
+
+def test_a_reason_file_that_breaks_the_record_shape_is_refused(tmp_path: Path) -> None:
+    for reason in REASONS:
+        shutil.copy(records.REASONS_DIR / f"{reason}.yaml", tmp_path)
+    records.read_reasons(tmp_path)  # a faithful copy loads
+    bad = tmp_path / "delivered.yaml"
+    bad.write_text(bad.read_text(encoding="utf-8").replace("severity: ok\n", ""), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"delivered\.yaml"):
+        records.read_reasons(tmp_path)
+    bad.unlink()
+    with pytest.raises(ValueError, match="missing \\['delivered'\\]"):
+        records.read_reasons(tmp_path)
+
+
+def test_reason_records_name_only_known_findings_and_ordered_phrases() -> None:
+    codes = set(loader.load_findings())
+    kb = bounce_kb.load()
+    for reason, record in kb.reasons.items():
+        unknown = [c for c in record.likely_causes if c not in codes]
+        assert not unknown, (reason, unknown)
+        if record.phrases is not None:
+            assert all(p == p.lower() for p in record.phrases.contains), reason
+    tried = [*kb.text_rules.order.probe, *kb.text_rules.order.fallback]
+    assert all(kb.reasons[r].phrases is not None for r in tried)
+
+
+def test_what_a_record_says_about_the_address() -> None:
+    reasons = loader.load_reasons()
+    dead = sorted(r for r, rec in reasons.items() if rec.address_dead(True))
+    assert dead == ["hasmoved", "hostunknown", "notaccept", "userunknown"]
+    assert not reasons["notaccept"].address_dead(False)  # a 4xx null-MX reply: not yet
+    notices = {r: rec.severity for r, rec in reasons.items() if not rec.failure}
+    assert notices == {"delivered": "ok", "feedback": "warning", "vacation": "info"}
 
 
 @pytest.mark.parametrize("code", SPEC_FINDING_CODES)
@@ -360,7 +408,7 @@ def test_remediation_accessors() -> None:
         knowledge.remediation("no.such_entry")
     assert knowledge.find_remediation("no.such_entry") is None
     info = knowledge.reason_info("userunknown")
-    assert info is not None and info.hard and "bounce.userunknown" in info.remediation
+    assert info is not None and info.hard == "yes" and "bounce.userunknown" in info.remediation
     assert knowledge.reason_info("nonsense") is None
     assert knowledge.provider("nonsense") is None
 

@@ -64,6 +64,10 @@ def render() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+# A reason record's `hard` (knowledge/bounce/records.py): is the address dead?
+_HARD = {"yes": "yes", "no": "no", "if_permanent": "when permanent (5xx)"}
+
+
 def _bounce_reason_section(remediation: dict[str, object]) -> list[str]:
     """`bounce.<reason>`: one finding per analysed recipient, named by its reason."""
     reasons = loader.load_reasons()
@@ -83,7 +87,7 @@ def _bounce_reason_section(remediation: dict[str, object]) -> list[str]:
         fixes = ", ".join(f"`{r}`" for r in info.remediation)
         lines.append(
             f"| `bounce.{reason}` | {_cell(info.summary.en)} | {_cell(info.summary.ja)} | "
-            f"{'yes' if info.hard else 'no'} | {fixes} |"
+            f"{_HARD[info.hard]} | {fixes} |"
         )
     lines.append("")
     return lines

@@ -24,14 +24,6 @@ from .ses import ses_facts
 from .smtp import LINE_PREFIX_RE, find_reply, find_status, prefer_status, squeeze
 from .textin import cap, decode_bytes, human_size, unslack
 
-_REASON_REMEDIATION: dict[str, list[str]] = {
-    "requireptr": ["ptr.set_reverse_dns"],
-    "authfailure": ["spf.add_record", "dkim.publish_key", "dmarc.publish"],
-    "blocked": ["blocklist.delist"],
-    "badreputation": ["blocklist.delist"],
-}
-_SEVERITY = {"delivered": "ok", "vacation": "info", "feedback": "warning"}
-
 
 class _Engine:
     def __init__(self, kb: BounceKnowledge) -> None:
@@ -166,7 +158,7 @@ class _Engine:
         )
         if f.command:
             rec.extra["smtp_command"] = f.command
-        if reason not in self.kb.status.never_hard:
+        if self.kb.reasons[reason].failure:
             rec.permanent = self.final(f, reason)
         if rule is not None and rule.source:
             rec.extra["rule_source"] = rule.source
@@ -207,15 +199,9 @@ class _Engine:
         return None
 
     def hard(self, reason: str, f: Fact) -> bool:
-        """Is the address itself dead (stop mailing it)? See reasons_by_status.yaml."""
-        st = self.kb.status
-        if reason in st.never_hard:
-            return False
-        if reason in st.hard_reasons:
-            return True
-        if reason in st.hard_if_permanent:
-            return _permanent(f) is not False
-        return False
+        """Is the address itself dead (stop mailing it)? The reason's record says (`hard`)."""
+        record = self.kb.reasons[reason]
+        return record.address_dead(_permanent(f) if record.hard == "if_permanent" else None)
 
     def remediation(
         self, reason: str, provider: CompiledProvider | None, rule: ProviderRule | None, f: Fact
@@ -223,7 +209,7 @@ class _Engine:
         ids = [f"bounce.{reason}"]
         if rule is not None:
             ids += rule.remediation
-        ids += _REASON_REMEDIATION.get(reason, [])
+        ids += self.kb.reasons[reason].also_shown
         if reason == "delivered":
             if provider is not None:
                 ids += provider.spec.delivered_remediation
@@ -248,10 +234,10 @@ class _Engine:
         lang: str,
     ) -> str:
         ex = self.kb.explanations
-        text = ex.reasons[rec.reason]
-        parts = [(text.ja or text.en) if lang == "ja" else text.en]
+        record = self.kb.reasons[rec.reason]
+        parts = [record.meaning.get(lang)]
         who = provider.spec.name if provider else (rec.remote_host or "")
-        if rec.reason not in ("delivered", "vacation", "feedback") and who:
+        if record.failure and who:
             parts.append(
                 ("回答したのは " + who + " です。") if lang == "ja" else f"The reply came from {who}."
             )
@@ -414,7 +400,7 @@ def analyse(data: bytes | str | None, lang: str = "en") -> Report:
         if len(facts) > 500:
             report.notes.append(f"Only the first 500 of {len(facts)} recipients are shown.")
         report.subject = _subject(report, notice, fmt)
-        _findings(report, lang)
+        _findings(report, kb)
     except Exception as exc:  # never raise on any input
         report.bounces = []
         report.notes.append(f"The input could not be analysed ({type(exc).__name__}).")
@@ -426,11 +412,10 @@ def analyse(data: bytes | str | None, lang: str = "en") -> Report:
     return report
 
 
-def _findings(report: Report, lang: str) -> None:
+def _findings(report: Report, kb: BounceKnowledge) -> None:
+    reasons = kb.reasons
     for b in report.bounces:
-        severity: Any = _SEVERITY.get(b.reason) or (
-            "critical" if (b.hard or b.permanent) else "warning"
-        )
+        severity: Any = reasons[b.reason].severity or ("critical" if (b.hard or b.permanent) else "warning")
         who = b.recipient or "recipient"
         title = f"{who}: {b.reason}" + (f" ({b.status})" if b.status else "")
         report.add(

@@ -7,16 +7,15 @@ import re
 from knowledge.bounce import BounceKnowledge
 
 from .fact import Fact
-from .logs import parse_log_lines
+from .mta import exim, parse_log_lines, postfix, sendmail
 from .notice import DsnBlock, Notice, parse_field_blocks
 from .scan import (
     ADDR_RE,
-    WHOLE_MASK_RE,
     HumanText,
     clean_addr,
     fill_from_text,
+    header_addrs,
     is_error_text,
-    is_masked_address,
     valid_ip,
 )
 from .smtp import LINE_PREFIX_RE, find_reply, find_status, join_reply_lines, squeeze
@@ -24,11 +23,8 @@ from .textin import clean_lines
 
 # The address at the end of a DSN field ("rfc822; <user@example.com>"). Was the regex
 # r"<?([^<>;\s]{1,320}@[^<>;\s]{1,255})>?\s*$": quadratic-times-320x255 backtracking
-# on a long run of "@" (issue 8 regex review); _addr_at_end() computes the same match in linear time.
+# on a long run of "@"; _addr_at_end() computes the same match in linear time.
 _FIELD_DELIMS = re.compile(r"[<>;\s]")
-# bounce(8)'s per-recipient line, as pasted from a notice: "<rcpt>: text" or "<rcpt> (expanded
-# from <alias>): text".
-_POSTFIX_RCPT_LINE = re.compile(r"<[^<>\s]{1,320}>(?: \(expanded from <[^<>\s]{1,320}>\))?: \S")
 _AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-apple-action")
 
 
@@ -69,22 +65,6 @@ def _addr_of(value: str) -> str | None:
     return m2.group(1) if m2 else (value.strip("<> ") or None)
 
 
-def _transcript_replies(text: str, single: bool = False) -> str:
-    """The server's lines ("<<< 550-5.7.1 ...") of the first error reply in an SMTP transcript.
-
-    Only multi-line replies unless `single`.
-    """
-    lines: list[str] = []
-    for line in clean_lines(text[:20000]):
-        if line.startswith("<<< ") and (lines or line[4:5] in ("4", "5")):
-            lines.append(line[4:])
-            if LINE_PREFIX_RE.match(line[4:]) and line[7:8] == " ":
-                break  # the last line of a multi-line reply ("550 5.7.1 ...")
-        elif lines:
-            break
-    return join_reply_lines(lines) if len(lines) > 1 or (single and lines) else ""
-
-
 _ROBOT_LOCALPARTS = ("postmaster", "mailer-daemon", "mailer_daemon", "root", "abuse", "noreply", "no-reply")
 
 
@@ -106,18 +86,6 @@ def _named_address(text: str, exclude: set[str]) -> str | None:
 
 
 _ADDRESS_ONLY = re.compile(r"[^\s<>()\[\]:;,]{1,64}@[^\s<>()\[\]:;,]{1,255}")
-
-
-def _failed_recipients(n: Notice) -> list[str]:
-    """X-Failed-Recipients (Exim, Google), masked entries ("<...>", "(redacted)") included."""
-    value = n.header("x-failed-recipients")
-    found = header_addrs(value)
-    found = found or [m.group(0).lower() for m in WHOLE_MASK_RE.finditer(value)]
-    return found or ([value.strip()] if value.strip() and is_masked_address(value.strip()) else [])
-
-
-def header_addrs(value: str) -> list[str]:
-    return [m.group(1).lower() for m in ADDR_RE.finditer(value or "")]
 
 
 class Extractor:
@@ -151,7 +119,7 @@ class Extractor:
         return any(p in low for p in self.formats.recipient_intro)
 
     def _rule_reason(self, text: str) -> str:
-        """The first fallback phrase rule (knowledge/bounce/text_rules.yaml) the text matches."""
+        """The first fallback phrase rule (knowledge/bounce/reasons/, in reason_order.yaml's order) the text matches."""
         low = text.lower()
         found = next((r for r in self.kb.text_rules.order.fallback if self.kb.text_rules.match(r, low)), "")
         return found or next(
@@ -170,7 +138,7 @@ class Extractor:
         exclude = set(header_addrs(n.header("to"))) | set(header_addrs(n.header("from")))
         human_blocks, pre = self.ht.blocks(n.human, exclude)
         by_addr = {a: d for a, d in human_blocks}
-        transcript_replies = _transcript_replies(n.human)
+        transcript_replies = sendmail.transcript_replies(n.human)
         coded_lines = " ".join(
             ln.strip()
             for ln in clean_lines(n.human[:20000])
@@ -229,14 +197,9 @@ class Extractor:
                 said = human if _ADDRESS_ONLY.sub("", human).strip(" <>()[]:;,.\t") else ""
                 text = status_note or said or (pre if is_error_text(pre) else "")
             elif len(blocks) == 1 and transcript_replies:
-                # Sendmail cuts Diagnostic-Code to the first line of a multi-line reply; the
-                # session transcript ("<<< 550-5.7.1 ...") in the notice has all of it.
-                if text[:40] in transcript_replies and len(transcript_replies) > len(text):
-                    text = transcript_replies
-            elif "(in reply to " in human.lower() and "(in reply to " not in text.lower():
-                # Postfix names the SMTP command only in the human part; keep it with the reply.
-                pos = human.lower().find("(in reply to ")
-                text = text + " " + human[pos : pos + 40].split(")")[0] + ")"
+                text = sendmail.whole_reply(text, transcript_replies)
+            elif postfix.names_command_apart(human, text):
+                text = postfix.with_command(text, human)
             for fname, table in self.formats.dsn_field_reasons.items():
                 verdict = table.get(fl.get(fname, "").strip().lower())
                 if verdict:
@@ -325,7 +288,7 @@ class Extractor:
         blocks, pre = self.ht.blocks(text, exclude)
         facts: list[Fact] = []
         whole_delayed = self.delayed(n, text)
-        failed = _failed_recipients(n)
+        failed = exim.failed_recipients(n)
         if failed and not any(a in failed for a, _ in blocks):
             # Exim and Google name the failed recipients in a header: trust it over the text.
             body = squeeze(pre + " " + " ".join(d for _, d in blocks))[:4000]
@@ -334,7 +297,7 @@ class Extractor:
             if not pre or not is_error_text(pre):
                 return []
             rcpt = None
-            failed = _failed_recipients(n)
+            failed = exim.failed_recipients(n)
             orig_to = header_addrs(n.original.get("to", ""))
             if failed:
                 rcpt = failed[0]
@@ -345,7 +308,7 @@ class Extractor:
                 rcpt = _named_address(pre, exclude)
             blocks = [(rcpt or "", pre)]
             pre = ""
-        replies = _transcript_replies(text, single=True) if len(blocks) == 1 else ""
+        replies = sendmail.transcript_replies(text, single=True) if len(blocks) == 1 else ""
         for addr, body in blocks:
             diag = body
             if (not is_error_text(diag) and is_error_text(pre)) or (not _has_code(diag) and _has_code(pre)):
@@ -367,7 +330,7 @@ class Extractor:
                 # failed and the MTA's own words name the reason.
                 # Postfix's own recipient line ("<rcpt>: connect to ...: Connection refused")
                 # counts the same way when a phrase rule names the reason.
-                listed = self._intro(text) or bool(_POSTFIX_RCPT_LINE.match(text.lstrip()))
+                listed = self._intro(text) or postfix.starts_with_recipient_line(text)
                 said = verdict or (self._rule_reason(diag) if listed else "")
                 if not (said and addr and listed):
                     continue

@@ -23,7 +23,8 @@ class ReasonFinder:
     def __init__(self, kb: BounceKnowledge) -> None:
         self.kb = kb
         self.rules = kb.text_rules
-        self.retry = frozenset(kb.status.retry)
+        # Reasons a status code alone does not settle: the phrase rules get a second look.
+        self.retry = frozenset(r for r, rec in kb.reasons.items() if not rec.status_decides)
 
     # -- helpers -------------------------------------------------------------
     def phrase(self, reason: str, text: str) -> bool:

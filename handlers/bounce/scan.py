@@ -394,3 +394,7 @@ def sender_ip_in(reply: str, remote_ip: str | None) -> str | None:
             if ip and ip != remote_ip and not ip.startswith("127."):
                 return ip
     return None
+
+
+def header_addrs(value: str) -> list[str]:
+    return [m.group(1).lower() for m in ADDR_RE.finditer(value or "")]

@@ -3,11 +3,14 @@
 The analyser in ``handlers/bounce`` is generic; everything it knows about
 reasons, providers and MTA formats lives in these files:
 
+- ``reasons/<reason>.yaml``: one record per reason of Sisimai's vocabulary (its
+  texts en/ja, whether the address is dead, severity, remediation, likely causes
+  and the phrases that name it); see ``records.py``.
+- ``reason_order.yaml``: the order in which the reasons' phrases are tried.
 - ``reasons_by_status.yaml``: RFC 3463 status / reply code -> reason.
-- ``text_rules.yaml``: generic phrase -> reason rules and the order they are tried.
 - ``mta_formats.yaml``: markers of non-standard bounce texts (where the returned
   message starts, how recipients are introduced, SMTP command hints, log formats).
-- ``explanations.yaml``: plain-language text per reason (en/ja).
+- ``explanations.yaml``: the analysis's notes that belong to no one reason (en/ja).
 - ``providers/*.yaml``: one file per receiving provider: how to recognise it and
   rows of (reply, status, text fragment) -> reason + remediation ids + source URL.
 
@@ -21,10 +24,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from knowledge.bounce.records import PhraseRule, ReasonRecord, load_reasons, read_reasons
+from knowledge.bounce.records import check_reason as _check_reason
 from knowledge.schema import REASONS  # the one copy of Sisimai's reason vocabulary
 
 HERE = Path(__file__).resolve().parent
@@ -49,12 +53,6 @@ _STATUS_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 _REPLY_RE = re.compile(r"^[245]\d\d$")
 
 
-def _check_reason(value: str) -> str:
-    if value not in REASONS:
-        raise ValueError(f"unknown reason {value!r}")
-    return value
-
-
 def _check_remediation(ids: list[str]) -> list[str]:
     for rid in ids:
         if rid.startswith("bounce.") and rid[7:] in REASONS:
@@ -68,46 +66,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# ---------------------------------------------------------------- text rules
-class PhraseRule(_Strict):
-    contains: list[str] = Field(default_factory=list)
-    aligned: list[list[str]] = Field(default_factory=list)
-    not_contains: list[str] = Field(default_factory=list)
-
-    @field_validator("contains", "not_contains")
-    @classmethod
-    def _lower(cls, value: list[str]) -> list[str]:
-        return [v.lower() for v in value]
-
-    @field_validator("aligned")
-    @classmethod
-    def _lower_pairs(cls, value: list[list[str]]) -> list[list[str]]:
-        if any(len(p) < 2 for p in value):
-            raise ValueError("an aligned rule needs at least two parts")
-        return [[v.lower() for v in p] for p in value]
-
-    def matches(self, text: str) -> bool:
-        """`text` must already be lower-case."""
-        if not text:
-            return False
-        if any(n in text for n in self.not_contains):
-            return False
-        if any(c in text for c in self.contains):
-            return True
-        return any(_aligned(text, parts) for parts in self.aligned)
-
-
-def _aligned(text: str, parts: list[str]) -> bool:
-    # Every part occurs, each after the previous one (plain str.find: linear, no regex).
-    pos = 0
-    for part in parts:
-        idx = text.find(part, pos)
-        if idx < 0:
-            return False
-        pos = idx + len(part)
-    return True
-
-
+# ------------------------------------------------------------ phrase order
 class ClassOrder(_Strict):
     probe: list[str]
     fallback: list[str]
@@ -118,17 +77,21 @@ class ClassOrder(_Strict):
         return [_check_reason(v) for v in value]
 
 
-class TextRules(_Strict):
+class ReasonOrder(_Strict):
     source: str
     order: ClassOrder
-    reasons: dict[str, PhraseRule]
 
-    @field_validator("reasons")
-    @classmethod
-    def _known(cls, value: dict[str, PhraseRule]) -> dict[str, PhraseRule]:
-        for name in value:
-            _check_reason(name)
-        return value
+
+class TextRules:
+    """The reasons' phrase rules (from their records) and the order they are tried in."""
+
+    def __init__(self, order: ReasonOrder, records: dict[str, ReasonRecord]) -> None:
+        self.source = order.source
+        self.order = order.order
+        self.reasons: dict[str, PhraseRule] = {r: rec.phrases for r, rec in records.items() if rec.phrases}
+        unruled = [r for r in (*self.order.probe, *self.order.fallback) if r not in self.reasons]
+        if unruled:
+            raise ValueError(f"reason_order.yaml names reasons without phrases: {unruled}")
 
     def match(self, reason: str, text: str) -> bool:
         rule = self.reasons.get(reason)
@@ -141,10 +104,6 @@ class StatusTable(_Strict):
     rfc: str
     status: dict[str, str]
     reply_codes: dict[str, str]
-    retry: list[str]
-    hard_reasons: list[str]
-    hard_if_permanent: list[str] = Field(default_factory=list)
-    never_hard: list[str]
 
     @field_validator("status", "reply_codes")
     @classmethod
@@ -495,28 +454,21 @@ class MtaFormats(_Strict):
 
 
 # ---------------------------------------------------------------- explanations
-class ReasonText(_Strict):
+class NoteText(_Strict):
     en: str
     ja: str = ""
-    hard: Literal["yes", "no", "depends"] = "depends"
 
 
 class Explanations(_Strict):
-    reasons: dict[str, ReasonText]
-    delivered_note: ReasonText
-    not_a_bounce: ReasonText
-    truncated: ReasonText
-    delays: ReasonText
-    recipient_masked: ReasonText
-    sender_ipv6: ReasonText
+    """Notes of an analysis that belong to no one reason (the reasons' own texts are
+    in their records)."""
 
-    @field_validator("reasons")
-    @classmethod
-    def _all(cls, value: dict[str, ReasonText]) -> dict[str, ReasonText]:
-        missing = set(REASONS) - set(value)
-        if missing:
-            raise ValueError(f"explanations missing for {sorted(missing)}")
-        return value
+    delivered_note: NoteText
+    not_a_bounce: NoteText
+    truncated: NoteText
+    delays: NoteText
+    recipient_masked: NoteText
+    sender_ipv6: NoteText
 
 
 # ---------------------------------------------------------------------- loader
@@ -529,7 +481,8 @@ def _read(path: Path) -> object:
 
 class BounceKnowledge:
     def __init__(self, base: Path = HERE) -> None:
-        self.text_rules = TextRules.model_validate(_read(base / "text_rules.yaml"))
+        self.reasons = load_reasons() if base == HERE else read_reasons(base / "reasons")
+        self.text_rules = TextRules(ReasonOrder.model_validate(_read(base / "reason_order.yaml")), self.reasons)
         self.status = StatusTable.model_validate(_read(base / "reasons_by_status.yaml"))
         self.formats = MtaFormats.model_validate(_read(base / "mta_formats.yaml"))
         self.explanations = Explanations.model_validate(_read(base / "explanations.yaml"))
@@ -556,5 +509,6 @@ __all__ = [
     "Provider",
     "ProviderIndex",
     "ProviderRule",
+    "ReasonRecord",
     "load",
 ]
