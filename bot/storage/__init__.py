@@ -6,7 +6,7 @@
     await store.add_watch(team_id, channel_id, "example.com", "daily 09:00", "Asia/Tokyo")
     await store.remove_watch(team_id, channel_id, "example.com")
     await store.list_watches(team_id, channel_id)
-    await store.hit_rate_limit(f"{team_id}:user:{user_id}", limit=20, window_s=60)
+    await store.rate_limit(f"{team_id}:user:{user_id}", limit=20, window_s=60)  # 0.0 or seconds to wait
     store.installation_store(client_id) / store.oauth_state_store()   # slack_sdk async stores
     await store.bot_token(team_id)
     jobs = await store.claim_due(now)   # digests (see bot/digest.py)
