@@ -47,7 +47,7 @@ def run_logs(args: argparse.Namespace) -> int:
         return 130
     finally:
         stop()
-    _localize(report, args.lang)
+    localize(report, args.lang)
     data = redact.scrub(report.to_dict())
     try:
         if args.json:
@@ -72,7 +72,7 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def _localize(report: Any, lang: str) -> None:
+def localize(report: Any, lang: str) -> None:
     if lang == "en":
         return
     import knowledge
