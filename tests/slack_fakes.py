@@ -34,6 +34,7 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
+    answer: dict[str, Any] = field(default_factory=dict)  # what the Web API answered (e.g. a post's ts)
 
 
 class FakeSlack:
@@ -101,7 +102,8 @@ class FakeSlack:
                 if isinstance(params.get(k), str):
                     params[k] = json.loads(params[k])
         params.update({k: v for k, v in request.query.items() if k not in params})
-        self.calls.append(Call(method, params, dict(request.headers)))
+        call = Call(method, params, dict(request.headers))
+        self.calls.append(call)
         self._notify()
         queued = self.faults.get(method)
         if queued:
@@ -112,7 +114,8 @@ class FakeSlack:
         auth = request.headers.get("Authorization", "")
         if method not in ("apps.connections.open", "oauth.v2.access") and not auth.startswith("Bearer xoxb-"):
             return web.json_response({"ok": False, "error": "not_authed"})
-        return web.json_response(self._answer(method, params))
+        call.answer = self._answer(method, params)
+        return web.json_response(call.answer)
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
