@@ -9,7 +9,9 @@ CLI's start-up does not pay for it.
 
 from __future__ import annotations
 
+import calendar
 import io
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,7 @@ COLOURS = {"delivered": "#2e7d32", "deferred": "#f9a825", "bounced": "#c62828", 
 CHART_PROVIDERS = 4  # panels in the chart
 _NOT_DESTINATIONS = frozenset({"other", "local", "content-filter"})
 TEXT_PROVIDERS = 8
+MAX_HOURS = 24 * 14  # bars drawn hour by hour; a longer log shows only the hours it has
 EXAMPLE_CHARS = 160
 # Fonts that carry Japanese glyphs; without one the chart's labels are drawn in English.
 _CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic", "VL Gothic")
@@ -67,10 +70,16 @@ def summary_text(data: dict[str, Any], lang: str, *, escape: Callable[[str], str
 def chart_series(data: dict[str, Any], top: int = CHART_PROVIDERS) -> tuple[list[str], list[str],
                                                                               dict[str, dict[str, list[int]]]]:
     """(hours, providers, {provider: {outcome: counts per hour}}) of the busiest providers."""
-    hours = [h["hour"] for h in data.get("hours") or []]
+    rows = {h["hour"]: h["providers"] for h in data.get("hours") or []}
+    hours = sorted(rows)
+    if hours:  # every hour from the first to the last, so a quiet hour shows as a gap
+        first, last = (calendar.timegm(time.strptime(h, "%Y-%m-%dT%H:%M:%S")) for h in (hours[0], hours[-1]))
+        span = int((last - first) // 3600) + 1
+        if span <= MAX_HOURS:
+            hours = [time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(first + 3600 * i)) for i in range(span)]
     names = [p["provider"] for p in data["providers"] if p["provider"] not in _NOT_DESTINATIONS
-             and any(h["providers"].get(p["provider"]) for h in data.get("hours") or [])][:top]
-    series = {name: {o: [int((h["providers"].get(name) or {}).get(o, 0)) for h in data["hours"]]
+             and any(r.get(p["provider"]) for r in rows.values())][:top]
+    series = {name: {o: [int(((rows.get(h) or {}).get(name) or {}).get(o, 0)) for h in hours]
                      for o in OUTCOMES} for name in names}
     return hours, names, series
 
@@ -116,11 +125,12 @@ def render_chart(data: dict[str, Any], lang: str) -> bytes:
                 bottom = [b + v for b, v in zip(bottom, values, strict=True)]
             ax.set_title(name, loc="left", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
-        axes[0].legend(loc="upper right", fontsize=8, ncols=4)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper right", fontsize=8, ncols=4, frameon=False)
         step = max(1, len(hours) // 12)
         axes[-1].set_xticks(xs[::step], ticks[::step], rotation=30, ha="right", fontsize=8)
         axes[-1].set_xlabel(engine_text("logs_chart_hour", label_lang))
-        fig.suptitle(engine_text("logs_chart_title", label_lang))
+        fig.suptitle(engine_text("logs_chart_title", label_lang), x=0.01, ha="left")
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
