@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.logs.reader import MAX_LINE
 from knowledge.engine_texts import engine_text
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -126,12 +127,16 @@ class Follower:
 
     def _feed(self) -> bool:
         fed = False
+        long_lines = self.tail.long_lines
         for _ in range(64):  # at most 64 reads (256 MB) before looking at the clock again
             block = self.tail.read()
             if not block:
                 break
             self.live.feed(block, self.tail.clock)
             fed = True
+        if self.tail.long_lines > long_lines:
+            _warn(f"{self.path}: {self.tail.long_lines - long_lines} line(s) longer than "
+                  f"{MAX_LINE // 1024} KB skipped")
         return fed
 
     async def _summary(self) -> None:

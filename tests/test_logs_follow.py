@@ -148,3 +148,27 @@ async def test_follow_without_a_token_or_with_a_bad_period_says_so_in_one_line(t
         assert proc.returncode == 2
         lines = err.decode().strip().splitlines()
         assert len(lines) == 1 and expected in lines[0] and "Traceback" not in lines[0]
+
+
+async def test_a_token_slack_refuses_is_one_line_before_anything_is_followed(fake: FakeSlack, tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    env = {**os.environ, "SLACK_BOT_TOKEN": "not-a-bot-token", "SLACK_API_URL": fake.api_url, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "logs", "--follow", str(log), "--post", "C9", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert err.decode().strip() == "mailcheck: error: Slack refused the token in SLACK_BOT_TOKEN (not_authed)"
+    assert fake.posts() == []
+
+
+async def test_a_line_of_10_mb_is_skipped_with_a_message_and_the_lines_after_it_count(
+        fake: FakeSlack, tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = await follow(fake, log)
+    append(log, "Dec  4 09:00:00 mta postfix/smtp[1]: " + "x" * (10 << 20) + "\n" + yahoo_bounces(count=2))
+    await f.line(lambda s: "longer than" in s)
+    await fake.wait_for(lambda: any("bounced 2" in str(p.get("text")) for p in f.posts()))
+    assert await f.stop() == 0
