@@ -49,7 +49,7 @@ def summary_text(data: dict[str, Any], lang: str, *, escape: Callable[[str], str
         out.append("• " + escape(engine_text("logs_provider", lang, **{k: p[k] for k in
                    ("provider", "delivered", "deferred", "bounced", "expired")})))
         for r in p["reasons"][:2]:
-            example = r["example"][:EXAMPLE_CHARS]
+            example = r["example"][:EXAMPLE_CHARS].replace("`", "'")  # a backtick would end the code span
             out.append("    ◦ " + escape(engine_text("logs_reason_count", lang, reason=r["reason"], count=r["count"]))
                        + (f" `{escape(example)}`" if example else ""))
     if len(data["providers"]) > len(shown):
