@@ -24,21 +24,34 @@ def add_logs_command(subs: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--until", help="only lines before this (same forms as --since)")
     p.add_argument("--show-addresses", action="store_true",
                    help="show recipients' addresses (masked by default: logs carry personal data)")
+    p.add_argument("--follow", action="store_true",
+                   help="follow one growing log (across rotation): a summary each --period, alerts on rate jumps")
+    p.add_argument("--post", metavar="CHANNEL",
+                   help="with --follow: post summaries and alerts to this Slack channel (token: SLACK_BOT_TOKEN)")
+    p.add_argument("--period", default="1h", help="with --follow: how often to summarise (90s, 15m, 1h; default 1h)")
+    p.add_argument("--cooldown", default="6h",
+                   help="with --follow: after an alert, the same provider's trouble is told in its thread "
+                        "for this long (default 6h)")
 
 
 def run_logs(args: argparse.Namespace) -> int:
     from bot import redact
     from handlers.logs import analyse_logs, parse_when
 
+    if args.follow or args.post:
+        from bot.logs_follow import run_follow
+
+        return run_follow(args)
+
     try:
         since = parse_when(args.since) if args.since else None
         until = parse_when(args.until) if args.until else None
     except ValueError as exc:
-        return _fail(f"--since/--until: {exc}")
+        return fail(f"--since/--until: {exc}")
     files = list(args.files or ["-"])
     missing = [f for f in files if f != "-" and not os.path.isfile(f)]
     if missing and len(missing) == len(files):
-        return _fail(f"cannot read {missing[0]}: no such file")
+        return fail(f"cannot read {missing[0]}: no such file")
     progress, stop = _progress_bar(files, args.lang)
     try:
         report = analyse_logs(files, since=since, until=until, show_addresses=args.show_addresses,
@@ -47,13 +60,13 @@ def run_logs(args: argparse.Namespace) -> int:
         return 130
     finally:
         stop()
-    _localize(report, args.lang)
+    localize(report, args.lang)
     data = redact.scrub(report.to_dict())
     try:
         if args.json:
             print(json.dumps(data, ensure_ascii=False, indent=2))
         else:
-            _render(data, args.lang)
+            render(data, args.lang)
             for err in report.errors:
                 print(f"mailcheck: {redact.redact(err)}", file=sys.stderr)
         sys.stdout.flush()
@@ -65,14 +78,14 @@ def run_logs(args: argparse.Namespace) -> int:
     return EXIT_CRITICAL if report.has_critical else EXIT_OK
 
 
-def _fail(message: str) -> int:
+def fail(message: str) -> int:
     from bot import redact
 
     print(f"mailcheck: error: {redact.redact(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
-def _localize(report: Any, lang: str) -> None:
+def localize(report: Any, lang: str) -> None:
     if lang == "en":
         return
     import knowledge
@@ -106,7 +119,7 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
-def _render(data: dict[str, Any], lang: str) -> None:
+def render(data: dict[str, Any], lang: str) -> None:
     from knowledge.engine_texts import engine_text
 
     t = data["totals"]

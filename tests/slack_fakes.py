@@ -34,6 +34,7 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
+    answer: dict[str, Any] = field(default_factory=dict)  # what the Web API answered (e.g. a post's ts)
 
 
 class FakeSlack:
@@ -43,6 +44,8 @@ class FakeSlack:
         self.downloads: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
+        self.uploads: dict[str, bytes] = {}  # file id -> bytes posted to its upload URL
+        self._file_ids = itertools.count(1)
         self.locales: dict[str, str] = {}
         self.hook_status = 200
         # Faults to answer before the real answer, per Web API method: (status, headers), consumed in order.
@@ -61,6 +64,7 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)  # slack_sdk sends some methods as GET
         app.router.add_post("/hook/{id}", self._hook)
         app.router.add_get("/files/{name}", self._file)
+        app.router.add_post("/upload/{id}", self._upload)  # files.getUploadURLExternal's upload URL
         app.router.add_get("/link", self._ws)  # Socket Mode WebSocket
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server()
@@ -98,7 +102,8 @@ class FakeSlack:
                 if isinstance(params.get(k), str):
                     params[k] = json.loads(params[k])
         params.update({k: v for k, v in request.query.items() if k not in params})
-        self.calls.append(Call(method, params, dict(request.headers)))
+        call = Call(method, params, dict(request.headers))
+        self.calls.append(call)
         self._notify()
         queued = self.faults.get(method)
         if queued:
@@ -109,7 +114,8 @@ class FakeSlack:
         auth = request.headers.get("Authorization", "")
         if method not in ("apps.connections.open", "oauth.v2.access") and not auth.startswith("Bearer xoxb-"):
             return web.json_response({"ok": False, "error": "not_authed"})
-        return web.json_response(self._answer(method, params))
+        call.answer = self._answer(method, params)
+        return web.json_response(call.answer)
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -138,6 +144,14 @@ class FakeSlack:
                     "team": {"id": "T2", "name": "Second"}, "enterprise": None, "is_enterprise_install": False}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.base.replace("http://", "ws://") + "/link"}
+        if method == "files.getUploadURLExternal":
+            file_id = f"FUP{next(self._file_ids)}"
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self.base}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = json.loads(params.get("files") or "[]")
+            if any(f.get("id") not in self.uploads for f in files):
+                return {"ok": False, "error": "file_not_found"}
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             return {"ok": True, "channel": params.get("channel"), "ts": f"{1700000000 + next(self._ts)}.000100"}
         return {"ok": True}
@@ -158,6 +172,11 @@ class FakeSlack:
         if data is None:
             return web.Response(status=404)
         return web.Response(body=data, content_type="message/rfc822")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        self.uploads[request.match_info["id"]] = await request.read()
+        self._notify()
+        return web.Response(text="OK - 1")
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()

@@ -266,8 +266,16 @@ async def _reports(rt: Runtime, client: Any, cmd: Command, team: str, channel: s
     return await reports_command(rt, client, team, channel, user, lang)
 
 
+async def _logs(rt: Runtime, client: Any, cmd: Command, team: str, channel: str | None, user: str,
+                lang: str) -> str:
+    from bot.slack.logs_intake import logs_command
+
+    return await logs_command(rt, client, team, channel, user, lang)
+
+
 _STATEFUL: dict[str, Handler] = {
     "reports": _reports,
+    "logs": _logs,
     "lang": _lang,
     "autodetect": _autodetect,
     "watch": _watch,

@@ -189,9 +189,11 @@ def trusted_file_host(url: str, api_url: str | None) -> bool:
                                         or host.endswith(".slack-edge.com"))
 
 
-async def download_file(rt: Runtime, client: Any, f: dict[str, Any]) -> tuple[bytes | None, str | None]:
-    """(content, error message key) of a shared text file, size-capped."""
-    cap = rt.settings.max_file_bytes
+async def download_file(rt: Runtime, client: Any, f: dict[str, Any], cap: int | None = None
+                        ) -> tuple[bytes | None, str | None]:
+    """(content, error message key) of a shared text file, size-capped (max_file_bytes
+    unless `cap` says otherwise: a mail log may be larger)."""
+    cap = cap or rt.settings.max_file_bytes
     if not f.get("url_private_download") and not f.get("url_private") and f.get("id"):
         try:
             info = await client.files_info(file=f["id"])
@@ -245,23 +247,32 @@ async def analyse_message_event(
     if kind:
         return await analyse_and_reply(rt, client, body, kind, lang, origin, source,
                                        quiet_if_empty=not explicit)
-    from bot.slack import reports_intake
+    from bot.slack import logs_intake, reports_intake
 
     for f in (msg.get("files") or [])[:3]:
         if not isinstance(f, dict):
             continue
         report_file = reports_intake.is_report_file(f)
-        if not report_file and not is_text_file(f):
+        log_named = logs_intake.is_log_file(f)
+        if not report_file and not is_text_file(f) and not log_named:
             continue
-        data, err = await download_file(rt, client, f)
+        cap = rt.settings.max_log_bytes if log_named else rt.settings.max_file_bytes
+        data, err = await download_file(rt, client, f, cap)
         if data is None:
             if explicit or err == "file_too_big":
-                await notice(rt, client, origin, text(lang, err or "file_failed", name=str(f.get("name") or "file"),
-                                                      mb=rt.settings.max_file_bytes // (1024 * 1024)))
+                await notice(rt, client, origin, logs_intake.download_error(
+                    lang, err or "file_failed", str(f.get("name") or "file"), cap, log_named=log_named))
                 return True
             continue
-        # A DMARC / TLS-RPT report (or a report email) gets its summary; anything else
-        # that is text goes on to the bounce / message analysis.
+        # A whole mail log gets its summary and chart; a DMARC / TLS-RPT report (or a
+        # report email) its report summary; anything else that is text goes on to the
+        # bounce / message analysis.
+        if await logs_intake.answer_file(rt, client, f, data, lang, origin, explicit=explicit):
+            return True
+        if len(data) > rt.settings.max_file_bytes:  # fetched as a log, but it is none
+            await notice(rt, client, origin, text(lang, "file_too_big", name=str(f.get("name") or "file"),
+                                                  mb=rt.settings.max_file_bytes // (1024 * 1024)))
+            return True
         if report_file and await reports_intake.answer_file(rt, client, f, data, lang, origin, source,
                                                             explicit=explicit):
             return True

@@ -14,6 +14,7 @@ HELP = {
 • `/mailcheck bounce` · `/mailcheck message` — how to have a bounce or a spam-foldered message explained
 • `/mailcheck watch example.com daily 09:00 tz=Asia/Tokyo` — a digest of what changed (`weekdays 09:00`, `weekly mon 09:00`) · `unwatch example.com` · `watches` · `digest now`
 • `/mailcheck reports` — summarise the latest DMARC / TLS report file shared here (or just share one: xml, gz, zip, json or the report email)
+• `/mailcheck logs` — summarise the latest mail log shared here, with a chart per hour (or just share one: Postfix, Exim or Sendmail, plain or .gz; addresses are masked)
 • `/mailcheck lang ja` — 日本語で表示 (`lang ja workspace` sets the workspace default)
 • `/mailcheck autodetect on|off` — answer bounces pasted in this channel automatically (on by default)
 Paste a bounce into a channel I'm in (`/invite @mailcheck`), or mention me in its thread: I reply in the thread.""",
@@ -25,6 +26,7 @@ Paste a bounce into a channel I'm in (`/invite @mailcheck`), or mention me in it
 • `/mailcheck bounce` · `/mailcheck message` — バウンスや迷惑メール判定されたメールを解析させる方法
 • `/mailcheck watch example.com daily 09:00 tz=Asia/Tokyo` — 変化点のダイジェスト（`weekdays 09:00`、`weekly mon 09:00`）· `unwatch example.com` · `watches` · `digest now`
 • `/mailcheck reports` — このチャンネルで最後に共有されたDMARCレポート・TLSレポートのファイルを要約（ファイルを共有するだけでも要約します: xml、gz、zip、json、レポートメール）
+• `/mailcheck logs` — このチャンネルで最後に共有されたメールログを、1時間ごとのグラフつきで要約（Postfix・Exim・Sendmailのログを、そのままでも.gzでも共有するだけで要約します。アドレスは伏せます）
 • `/mailcheck lang en` — English (`lang en workspace` でワークスペースの既定を変更)
 • `/mailcheck autodetect on|off` — このチャンネルに貼られたバウンスへの自動返信（既定はオン）
 私が参加しているチャンネル（`/invite @mailcheck`）にバウンスを貼るか、そのスレッドで私にメンションすると、スレッドで返信します。""",

@@ -7,6 +7,7 @@ Grammar (case-insensitive subcommands, `key=value` options anywhere):
     spf DOMAIN IP [helo=H] [sender=ADDR]
     bounce | message                    how to paste one
     reports                             summarise the latest report file shared in the channel
+    logs                                summarise the latest mail log file shared in the channel
     watch TARGET [daily HH:MM | weekdays HH:MM | weekly DAY HH:MM] [tz=Area/City] [selector=S]
     unwatch TARGET
     watches
@@ -40,7 +41,7 @@ _OPTION = re.compile(r"^(selector|s|ip|helo|sender|tz)[=:](.*)$", re.IGNORECASE)
 _ALIASES = {
     "audit": "domain", "check": "domain", "dom": "domain",
     "ips": "ip", "addr": "ip",
-    "dsn": "bounce", "bounces": "bounce", "report": "reports", "dmarc": "reports", "headers": "message", "msg": "message",
+    "dsn": "bounce", "bounces": "bounce", "report": "reports", "log": "logs", "maillog": "logs", "dmarc": "reports", "headers": "message", "msg": "message",
     "list": "watches", "watchlist": "watches",
     "unsubscribe": "unwatch", "remove": "unwatch",
     "language": "lang", "auto": "autodetect",
@@ -151,6 +152,8 @@ def _parse(head: str, rest: list[str], tokens: list[str]) -> Command:
         return Command(head)
     if head == "reports":
         return Command("reports")
+    if head == "logs":
+        return Command("logs")
     if head == "domain":
         words, opts = _split_options(rest)
         if len(words) != 1:

@@ -15,6 +15,7 @@ DEFAULT_SCOPES = (
     "im:history",
     "mpim:history",
     "files:read",
+    "files:write",
     "users:read",
 )
 
@@ -39,6 +40,8 @@ class SlackSettings:
     # (bot/slack/runtime.py CheckLoop); "off" runs them on the loop that acks.
     check_thread: bool = True
     max_file_bytes: int = 2 * 1024 * 1024
+    # MAILCHECK_MAX_LOG_MB: a shared mail log (plain or .gz) may be this large; it is read as a stream
+    max_log_bytes: int = 20 * 1024 * 1024
     scopes: tuple[str, ...] = field(default=DEFAULT_SCOPES)
     redirect_uri: str | None = None
     run_scheduler: bool = True
@@ -76,6 +79,7 @@ class SlackSettings:
             nameservers=e.get("MAILCHECK_NAMESERVERS", ""),
             dns_timeout=float(e.get("MAILCHECK_DNS_TIMEOUT") or 3.0),
             check_deadline=float(e.get("MAILCHECK_CHECK_DEADLINE") or 45.0),
+            max_log_bytes=int(float(e.get("MAILCHECK_MAX_LOG_MB") or 20) * 1024 * 1024),
             scopes=scopes or DEFAULT_SCOPES,
             redirect_uri=e.get("SLACK_REDIRECT_URI") or None,
             run_scheduler=(e.get("MAILCHECK_SCHEDULER", "on").lower() not in ("0", "off", "false", "no")),

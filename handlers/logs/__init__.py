@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 from .classify import Classifier
 from .findings import build
+from .live import LiveLog, Tail, looks_like_log
 from .othermta import EximReader, SendmailReader
 from .postfix import PostfixReader
 from .reader import ReadStats, describe
-from .report import LogsReport, mask
+from .report import LogsReport, mask, mask_findings
 from .scan import read_source
 from .tally import Tally
 from .timeparse import parse_when
@@ -56,11 +57,8 @@ def analyse_logs(
                         sources=[s.name for s in sources], lang=lang)
     report.findings = build(tally)
     if not show_addresses:
-        for f in report.findings:
-            f.detail = mask(f.detail)
-            if isinstance(f.evidence.get("error"), str):
-                f.evidence["error"] = mask(f.evidence["error"])
+        mask_findings(report.findings)
     return report
 
 
-__all__ = ["LogsReport", "analyse_logs", "mask", "parse_when"]
+__all__ = ["LiveLog", "LogsReport", "Tail", "analyse_logs", "looks_like_log", "mask", "parse_when"]

@@ -27,7 +27,7 @@ def _f(code: str, severity: Severity, evidence: dict[str, Any], remediation: lis
 def build(t: Tally) -> list[Finding]:
     out: list[Finding] = []
     out += _ipv6(t)
-    out += _jumps(t)
+    out += jumps(t)
     out += _destinations(t)
     out += _sender_ips(t)
     if t.microsoft_consumer:
@@ -63,7 +63,7 @@ def _v6_sender(ps: ProviderStats) -> str:
     return ""
 
 
-def _jumps(t: Tally) -> list[Finding]:
+def jumps(t: Tally) -> list[Finding]:
     """A provider whose deferral rate or bounce rate jumps: the first hour with enough
     attempts where that rate is at least _JUMP_RATE and at least twice its rate before.
     Deferrals and bounces are judged apart, so a steady share of bounces (dead addresses)

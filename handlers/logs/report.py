@@ -21,6 +21,15 @@ def mask(text: str) -> str:
     return _ADDRESS.sub(r"***@\2", text) if "@" in text else text
 
 
+def mask_findings(findings: list[Finding]) -> None:
+    """Mask the addresses in findings' texts and the error they quote."""
+    for f in findings:
+        f.detail = mask(f.detail)
+        f.title = mask(f.title)
+        if isinstance(f.evidence.get("error"), str):
+            f.evidence["error"] = mask(f.evidence["error"])
+
+
 @dataclass
 class LogsReport:
     tally: Tally

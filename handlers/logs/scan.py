@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from .fastpath import SentCounter
 from .othermta import EximReader, SendmailReader
@@ -34,44 +35,13 @@ def read_source(
     since: float | None,
     until: float | None,
 ) -> None:
-    postfix, sendmail, exim = readers
+    postfix = readers[0]
     clock = Clock(src.ref)
     # --since/--until need every line's time: then all lines take the full path.
     fast = SentCounter(postfix.t, Clock(src.ref)) if since is None and until is None else None
-    close = postfix.t.close
     parse = clock.parse
     for block in blocks(src, stats, tick):
-        stats.lines += block.count(b"\n")
-        binary = b"\0" in block  # checked per block: text logs never hold NUL
-        if binary:
-            stats.junk += sum(1 for part in block.split(b"\n") if b"\0" in part)
-        hits, starts = _scan(block, fast, binary)
-        for start in sorted(starts):
-            end = block.find(b"\n", start)
-            if end - start > MAX_LINE:
-                stats.long_lines += 1
-                continue
-            raw = block[start:end]
-            if binary and b"\0" in raw:
-                continue
-            line = raw.decode("utf-8", "replace").rstrip("\r")
-            st = parse(line)
-            if st is None:
-                continue
-            if (since is not None and st.epoch < since) or (until is not None and st.epoch > until):
-                continue
-            if st.exim:
-                exim.feed(st.epoch, st.rest, line)
-            elif not postfix.feed(st.epoch, st.rest, line):
-                sendmail.feed(st.epoch, st.rest, line)
-        if fast is not None:
-            for m in hits:
-                fast.count(m)
-        i = block.find(b": removed\n")
-        while i >= 0:
-            # qmgr's last word on a message (a quarter of a Postfix log): no decoding, no time.
-            close(block[block.rfind(b" ", 0, i) + 1 : i].decode("ascii", "replace"))
-            i = block.find(b": removed\n", i + 10)
+        scan_block(block, stats, readers, parse, since, until, fast)
     if fast is not None:
         fast.flush(postfix.c)
     if stats.long_lines:
@@ -79,6 +49,51 @@ def read_source(
     if stats.junk:
         stats.errors.append(f"{src.name}: {stats.junk} line(s) of binary data (not text) skipped")
     stats.long_lines = stats.junk = 0
+
+
+def scan_block(
+    block: bytes,
+    stats: ReadStats,
+    readers: tuple[PostfixReader, SendmailReader, EximReader],
+    parse: Callable[[str], Any],
+    since: float | None,
+    until: float | None,
+    fast: SentCounter | None = None,
+) -> None:
+    """Feed the lines of one block (whole lines, each ending in a newline) to the readers."""
+    postfix, sendmail, exim = readers
+    close = postfix.t.close
+    stats.lines += block.count(b"\n")
+    binary = b"\0" in block  # checked per block: text logs never hold NUL
+    if binary:
+        stats.junk += sum(1 for part in block.split(b"\n") if b"\0" in part)
+    hits, starts = _scan(block, fast, binary)
+    for start in sorted(starts):
+        end = block.find(b"\n", start)
+        if end - start > MAX_LINE:
+            stats.long_lines += 1
+            continue
+        raw = block[start:end]
+        if binary and b"\0" in raw:
+            continue
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        st = parse(line)
+        if st is None:
+            continue
+        if (since is not None and st.epoch < since) or (until is not None and st.epoch > until):
+            continue
+        if st.exim:
+            exim.feed(st.epoch, st.rest, line)
+        elif not postfix.feed(st.epoch, st.rest, line):
+            sendmail.feed(st.epoch, st.rest, line)
+    if fast is not None:
+        for m in hits:
+            fast.count(m)
+    i = block.find(b": removed\n")
+    while i >= 0:
+        # qmgr's last word on a message (a quarter of a Postfix log): no decoding, no time.
+        close(block[block.rfind(b" ", 0, i) + 1 : i].decode("ascii", "replace"))
+        i = block.find(b": removed\n", i + 10)
 
 
 def _scan(block: bytes, fast: SentCounter | None, binary: bool) -> tuple[list[re.Match[bytes]], set[int]]:
