@@ -154,7 +154,7 @@ async def audit_targets(
     me = owner or f"{OWNER}:{os.urandom(6).hex()}"
     lease_s = timeout + 30.0
     # The same target watched in several channels is audited once per run.
-    by_target: dict[tuple[str, str, tuple[str, ...]], asyncio.Task[Audit]] = {}
+    by_target: dict[str, asyncio.Task[Audit]] = {}
 
     async def audit(w: Watch) -> Audit:
         async with sem:
@@ -173,6 +173,9 @@ async def audit_targets(
         fresh_after = datetime.now(UTC) - timedelta(seconds=reuse)
         if slot is not None and slot > fresh_after:
             fresh_after = slot
+        # Waiting is bounded by our own clock, not by the owner's lease (another
+        # machine's clock may run ahead): after a lease's length, audit here.
+        give_up = time.monotonic() + lease_s
         while True:
             try:
                 claim = await checks.claim(key, target=w.target, owner=me, fresh_after=fresh_after,
@@ -185,6 +188,8 @@ async def audit_targets(
                 return claim.report, None
             if claim.state == "mine":
                 break
+            if claim.state == "unanswered" or time.monotonic() > give_up:
+                return await audit(w)
             await asyncio.sleep(_CLAIM_POLL_S)
         result, error = await audit(w)
         # Keep only a result that determined something: an audit nobody answered is
@@ -199,21 +204,21 @@ async def audit_targets(
     # A DNS query budget for the run: the shared resolver has no deadline (so no
     # automatic budget), and a broken zone must not make one digest ask without end.
     # The budget is per audited target, pooled because the run shares its cache.
-    n_targets = len({(w.kind, w.target, tuple(sorted(w.selectors))) for w in watches})
+    n_targets = len({check_key(w.kind, w.target, w.selectors) for w in watches})
     budget = resolver.stats.lookups + DEFAULT_MAX_QUERIES * max(1, n_targets)
     if resolver.max_queries is None or resolver.max_queries < budget:
         resolver.max_queries = budget
     out: dict[int, Audit] = {}
     tasks: dict[int, asyncio.Task[Audit]] = {}
     # The strictest slot among the digests that need a target decides how fresh it must be.
-    latest: dict[tuple[str, str, tuple[str, ...]], datetime] = {}
+    latest: dict[str, datetime] = {}
     for w in watches:
         slot = (not_before or {}).get(w.id)
-        key = (w.kind, w.target, tuple(sorted(w.selectors)))
+        key = check_key(w.kind, w.target, w.selectors)  # one key in the run and in the store
         if slot is not None and (key not in latest or slot > latest[key]):
             latest[key] = slot
     for w in watches:
-        key = (w.kind, w.target, tuple(sorted(w.selectors)))
+        key = check_key(w.kind, w.target, w.selectors)
         if key not in by_target:
             by_target[key] = asyncio.ensure_future(shared(w, latest.get(key)))
         tasks[w.id] = by_target[key]

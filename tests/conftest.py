@@ -36,11 +36,12 @@ def mid_window_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     the middle of the hour (time still passes)."""
     from datetime import timedelta
 
-    import bot.storage.store as store_mod
+    import bot.storage.settings as settings_mod
 
-    real = store_mod._utcnow
+    real = settings_mod._utcnow
     shift = timedelta(seconds=real().timestamp() % 3600 - 1800)
-    monkeypatch.setattr(store_mod, "_utcnow", lambda: real() - shift)
+    # Rate limits live in bot/storage/settings.py, which holds its own reference.
+    monkeypatch.setattr(settings_mod, "_utcnow", lambda: real() - shift)
 
 
 # -- a hang guard for async tests --------------------------------------------------------

@@ -472,3 +472,43 @@ def test_the_diagnostic_is_the_remote_reply_however_the_notice_wraps_it(notice_w
     body = f"A message could not be delivered to:\nu@example.net\n\n{notice_words}\n"
     b = analyse_bounce(_NOTICE.format(subject="Undeliverable mail", body=body)).bounces[0]
     assert (b.diagnostic, b.reason, b.reply_code) == ("550 5.1.1 User unknown", "userunknown", 550)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Postfix's own delay warning names the time spent so far: still not final.
+        "This is the mail system at host mx.example.net.\n\n####################################################\n"
+        "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
+        "####################################################\n\nYour message could not be delivered for more than 4 hour(s).\n"
+        "It will be retried until it is 5 day(s) old.\n\n<u@example.com>: host mx.example.com[192.0.2.1] said: 452 4.2.2 Mailbox full, try later\n",
+        "Delivery to the following recipient has been delayed.\n\n<u@example.com>: 452 4.2.2 Mailbox full\n",
+        "以下の宛先への配送が遅れています。引き続き再送を試みます。\n\n<u@example.com>: 452 4.2.2 Mailbox full\n",
+    ],
+)
+def test_a_delay_warning_is_temporary_even_when_it_names_the_hours_spent(body: str) -> None:
+    bounces = analyse_bounce(_NOTICE.format(subject="Delayed Mail (still being retried)", body=body)).bounces
+    assert bounces and all(b.permanent is False for b in bounces)
+
+
+def test_a_4xx_status_alone_in_a_dsn_fragment_is_temporary() -> None:
+    frag = "Final-Recipient: rfc822; u@example.com\nStatus: 4.2.2\nDiagnostic-Code: smtp; 452 4.2.2 Mailbox full, try later\n"
+    assert [b.permanent for b in analyse_bounce(frag).bounces] == [False]
+    assert analyse_bounce("421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred").bounces[0].permanent is False
+
+
+@pytest.mark.parametrize(
+    ("words", "diagnostic"),
+    [
+        ("It responded as follows: [550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent.] Please verify",
+         "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent."),
+        ("5.1.0 - Unknown address error 550 '5.1.1 The recipient's address was not found' (delivery attempts: 0)",
+         "550 5.1.1 The recipient's address was not found"),
+        ("550 5.1.1 <u@example.net>: unknown; original reply 550 '5.1.1 nope'",
+         "550 5.1.1 <u@example.net>: unknown; original reply 550 '5.1.1 nope'"),
+    ],
+)
+def test_brackets_and_apostrophes_inside_a_reply_do_not_cut_it_short(words: str, diagnostic: str) -> None:
+    body = f"A message could not be delivered to:\nu@example.net\n\n{words}\n"
+    b = analyse_bounce(_NOTICE.format(subject="Undeliverable mail", body=body)).bounces[0]
+    assert b.diagnostic == diagnostic

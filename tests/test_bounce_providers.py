@@ -160,3 +160,9 @@ def test_a_complaint_report_names_the_mailbox_provider_whose_user_complained(sen
 def test_a_complaint_report_from_an_unknown_reporter_names_no_provider() -> None:
     b = analyse_bounce(_arf("fbl@reports.example.com", "ARF-Agent/1.0")).bounces[0]
     assert (b.reason, b.provider) == ("feedback", None)
+
+
+def test_a_complaint_report_forwarded_from_a_mailbox_keeps_the_reporter_of_its_user_agent() -> None:
+    b = analyse_bounce(_arf("me@gmail.com", "Yahoo!-Mail-Feedback/2.0")).bounces[0]
+    assert b.provider == "yahoo"
+    assert analyse_bounce(_arf("me@gmail.com", "ARF-Agent/1.0")).bounces[0].provider is None

@@ -4,7 +4,8 @@
     claim = await checks.claim(key, owner="worker-1", fresh_after=now - reuse, lease_s=150)
     if claim.state == "done":   report = claim.report          # someone checked it already
     elif claim.state == "mine": ... audit ...; await checks.finish(key, "worker-1", report.to_dict())
-    else:                       ... "busy": another worker is auditing it; ask again shortly
+    elif claim.state == "busy": ... another worker is auditing it; ask again shortly
+    else:                       ... "unanswered": its owner got no answers; audit it here
 
 A check is identified by what it asks DNS (`check_key`: kind, target and the sorted DKIM
 selectors), not by who watches it: two workspaces watching `example.com` share one audit,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # Audits are bounded (MX hosts, addresses, blocklist rows), so this is the hostile case.
 MAX_KEPT_BYTES = 512 * 1024
 
-ClaimState = Literal["done", "mine", "busy"]
+ClaimState = Literal["done", "mine", "busy", "unanswered"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,12 @@ class TargetChecks:
             if row is None:  # purged between the two statements: ask again
                 return Claim("busy")
             held_by, held_until, checked_at, blob = row
-            if checked_at is not None and checked_at >= fresh_after and blob is not None:
+            if checked_at is not None and checked_at >= fresh_after:
+                if blob is None:
+                    # Its owner got no answers (or the report was too big to keep): each
+                    # digest that needs it audits on its own now, side by side, rather
+                    # than taking the claim over one worker after another.
+                    return Claim("unanswered", None, checked_at.replace(tzinfo=UTC))
                 report = json.loads(zlib.decompress(blob))
                 return Claim("done", report, checked_at.replace(tzinfo=UTC))
             if checked_at is None and held_until >= now and held_by != owner[:64]:

@@ -172,30 +172,29 @@ class _Engine:
 
         RFC 3464 §2.3.3: Action "failed" means the message could not be delivered and
         will not be retried, even when the last reply was a 4xx (Postfix and Exim give up
-        after the queue lifetime); "delayed" means it is still queued. A queue that gave
-        up (`expired`, or the notice's expiry words: "in the queue too long", "giving up
-        on") is over whatever the last reply's class. Otherwise a bare reply or log line
-        is judged by its class (5xx final, 4xx temporary). A notice mailed back to the
-        sender is final unless it says it is a delay warning: MTAs send one when they
-        give up, and a warning says so ("will continue to try", "has been delayed").
+        after the queue lifetime); "delayed" means it is still queued. Then the notice's
+        own words: a delay warning says it is one ("will be retried", "this is a warning
+        message only") and is not final even when it names the time spent so far ("could
+        not be delivered for more than 4 hours"); a queue that gave up ("in the queue too
+        long", "giving up on", reason `expired`) is final whatever its last reply's class.
+        Then the reply class (5xx final, 4xx temporary). A notice with no code at all is
+        final: MTAs mail one back when they give up.
         """
         if f.action == "delayed":
             return False
-        if f.action in ("failed", "expired") or reason == "expired":
+        if f.action in ("failed", "expired"):
             return True
         words = (f.context or f.diagnostic)[:4000].lower()
         fm = self.kb.formats
-        expired = any(m in words for m in fm.expired_markers)
-        if expired and f.source in ("dsn", "text"):
+        if any(m in words for m in fm.delayed_markers):
+            return False
+        if reason == "expired" or any(m in words for m in fm.expired_markers):
             return True
-        delayed = any(m in words for m in fm.delayed_markers) and not expired
-        if f.source in ("dsn", "text"):
-            return not delayed
         by_code = _permanent(f)
         if by_code is not None:
             return by_code
-        if delayed:
-            return False
+        if f.source in ("dsn", "text"):
+            return True
         return None
 
     def hard(self, reason: str, f: Fact) -> bool:

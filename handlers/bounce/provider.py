@@ -53,9 +53,8 @@ def detect(kb: BounceKnowledge, fact: Fact) -> CompiledProvider | None:
         found = idx.host(host)
         if found is not None:
             return found
-    reporter = fact.extra.get("reporter_domain") if fact.source == "arf" else None
-    if reporter:
-        found = idx.host(reporter) or idx.domain(reporter)
+    if fact.source == "arf":
+        found = _report_sender(idx, fact)
         if found is not None:
             return found
     sender_domain = _domain(fact.sender)
@@ -70,6 +69,25 @@ def detect(kb: BounceKnowledge, fact: Fact) -> CompiledProvider | None:
     domain = _domain(fact.extra.get("final_recipient") or fact.recipient) or _masked_domain(fact.diagnostic)
     if domain and not _names_a_host(host):
         return idx.domain(domain)
+    return None
+
+
+_USER_AGENT = re.compile(r"user-agent:\s*(\S{1,100})", re.I)
+
+
+def _report_sender(idx: ProviderIndex, fact: Fact) -> CompiledProvider | None:
+    """The mailbox provider whose user complained, for an ARF report: its User-Agent
+    (`Yahoo!-Mail-Feedback/2.0`) first — a report an ESP or a person forwards keeps it —
+    then the host the report came from (`feedback@arf.mail.yahoo.com`). A bare mailbox
+    domain there (`me@gmail.com`) is whoever forwarded it, not the reporter."""
+    ua = _USER_AGENT.search(fact.diagnostic or "")
+    if ua:
+        found = _from_text(idx, ua.group(1), "", None)
+        if found is not None:
+            return found
+    reporter = str(fact.extra.get("reporter_domain") or "")
+    if reporter.count(".") >= 2:
+        return idx.host(reporter)
     return None
 
 

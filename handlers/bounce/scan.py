@@ -286,13 +286,13 @@ def remote_words(text: str) -> str:
     reply code is the reporting MTA's own verdict and is kept whole.
     """
     text = _cut_returned_headers(_strip_lead(text))
+    if _CODE_START.match(text):
+        return text  # already the reply; a transcript quoted later in it is not the start
     quoted = _QUOTED_REPLY.search(text[:400])
     if quoted:
         # "5.1.0 - Unknown address error 550 '5.2.2 <rcpt>... Mailbox Full'": the notice's
         # own category, then the remote reply's code and its words in quotes.
         return f"{quoted.group(1)} {quoted.group(2)}".strip()
-    if _CODE_START.match(text):
-        return text  # already the reply; a transcript quoted later in it is not the start
     part = reply_part(text)
     m = _CODE_START.search(part[:400])
     if m and m.start() > 0:
@@ -304,8 +304,8 @@ def remote_words(text: str) -> str:
             lead = lead[:-1].rstrip()
         if part is not text or lead.endswith(_LEAD_END):
             reply = part[m.start() :]
-            if bracketed and "]" in reply:
-                reply = reply[: reply.index("]")].rstrip()
+            if bracketed:
+                reply = _until_closing_bracket(reply)
             return reply
     elif m is None and part is not text and part:
         return part
@@ -315,7 +315,23 @@ def remote_words(text: str) -> str:
 # A notice that runs the returned message's headers into the error text (Zoho, some
 # gateways): "... User Unknown Received:from mail.example.com by mx ..." — what follows
 # the first Received header is the sender's own mail, not the remote server's words.
-_QUOTED_REPLY = re.compile(r"(?<![\w.])([245]\d\d) '([245]\.\d{1,3}\.\d{1,3}[^']{0,400})'")
+# The closing quote is one followed by a space, a bracket or the end: an apostrophe
+# inside the reply ("the recipient's address") does not end it.
+_QUOTED_REPLY = re.compile(r"(?<![\w.])([245]\d\d) '([245]\.\d{1,3}\.\d{1,3}.{0,400}?)'(?=[\s)\]]|$)")
+
+
+def _until_closing_bracket(reply: str) -> str:
+    """`reply` up to the "]" that closes the bracket it was quoted in; brackets inside it
+    ("messages from [192.0.2.1] weren't sent") are kept."""
+    depth = 0
+    for i, c in enumerate(reply):
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            if depth == 0:
+                return reply[:i].rstrip()
+            depth -= 1
+    return reply
 _RETURNED_HEADERS = re.compile(r"\sReceived: ?from\s", re.I)
 
 
