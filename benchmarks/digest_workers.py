@@ -225,6 +225,8 @@ def main() -> int:
         print(f"  {n} worker(s): {r['wall']:6.1f} s  {rate:7.1f} targets/s  {rate / base:4.2f}x  "
               f"audits {audited} for {args.targets} targets  {asked / args.targets:5.1f} DNS queries/target  "
               f"digests {posted}/{jobs}  worker CPU {sum(w['cpu'] for w in r['workers']):.1f} s")
+        print("      per worker: " + ", ".join(f"{w['jobs']} digests/{w['audited']} audits in {w['wall']:.1f} s"
+                                          for w in r["workers"]))
     if len(results) > 1:
         last = max(results)
         print(f"  scaling 1 -> {last} workers: {args.targets / results[last]['wall'] / base:.2f}x (goal >= 3.5x at 4)")
